@@ -1,0 +1,162 @@
+//! The command-line contract (docs/EVENTS.md and the README describe it; tests rely on it).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Headless SipDesk: manage SIP accounts and run the desk without a window.
+#[derive(Debug, Parser)]
+#[command(name = "sipdesk", version, about)]
+pub struct Cli {
+    /// Account database (default: $SIPDESK_DB, else ~/.local/share/sipdesk/sipdesk.db).
+    #[arg(long, global = true, value_name = "PATH")]
+    pub db: Option<PathBuf>,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Top-level commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Add, list, edit, activate, deactivate or remove SIP accounts.
+    Account {
+        /// The account operation.
+        #[command(subcommand)]
+        cmd: AccountCmd,
+    },
+    /// Load the active accounts and run until SIGINT or SIGTERM.
+    Run(RunArgs),
+}
+
+/// `sipdesk account ...`.
+#[derive(Debug, Subcommand)]
+pub enum AccountCmd {
+    /// Add an account; prints its id.
+    Add {
+        /// The account's fields.
+        #[command(flatten)]
+        fields: FieldArgs,
+        /// Read the password from the first line of standard input.
+        #[arg(long, required = true)]
+        password_stdin: bool,
+        /// Register this account (make it active).
+        #[arg(long)]
+        activate: bool,
+    },
+    /// List accounts (never their passwords).
+    List {
+        /// One JSON array, keys named as the database columns.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Change an account; flags not given keep their values.
+    Edit {
+        /// Account id.
+        id: i64,
+        /// Fields to change.
+        #[command(flatten)]
+        fields: FieldArgs,
+        /// Read a new password from the first line of standard input.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Make an account register.
+    Activate {
+        /// Account id.
+        id: i64,
+    },
+    /// Stop an account registering.
+    Deactivate {
+        /// Account id.
+        id: i64,
+    },
+    /// Make an account the default for dialling.
+    Default {
+        /// Account id.
+        id: i64,
+    },
+    /// Delete an account and its stored password.
+    Remove {
+        /// Account id.
+        id: i64,
+    },
+}
+
+/// Account fields as flags; values are checked by the core's validation.
+#[derive(Debug, Args)]
+pub struct FieldArgs {
+    /// Registrar / proxy host (name, IPv4 or IPv6).
+    #[arg(long)]
+    pub host: Option<String>,
+    /// Registrar port (default 5060).
+    #[arg(long)]
+    pub port: Option<String>,
+    /// SIP user (extension).
+    #[arg(long)]
+    pub user: Option<String>,
+    /// udp or tcp (default udp).
+    #[arg(long)]
+    pub protocol: Option<String>,
+    /// Registration interval in seconds, 60..86400 (default 3600).
+    #[arg(long)]
+    pub interval: Option<String>,
+    /// Digest auth user when it differs from the SIP user.
+    #[arg(long)]
+    pub auth_user: Option<String>,
+    /// SIP domain when it differs from the host.
+    #[arg(long)]
+    pub domain: Option<String>,
+    /// Name shown to called parties.
+    #[arg(long)]
+    pub display_name: Option<String>,
+    /// Outbound proxy: host[:port] or sip:host[:port].
+    #[arg(long)]
+    pub outbound_proxy: Option<String>,
+}
+
+/// `sipdesk run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Audio endpoint for calls: null, device, or file:IN.wav,OUT.wav.
+    #[arg(long, default_value = "device", value_parser = parse_audio)]
+    pub audio: AudioChoice,
+    /// Answer incoming calls at once.
+    #[arg(long)]
+    pub auto_answer: bool,
+    /// Events as JSON lines on stdout; JSON commands on stdin.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Where call audio comes from and goes to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AudioChoice {
+    /// Silence in, audio discarded.
+    Null,
+    /// The system's audio device.
+    Device,
+    /// Play a WAV file to the far end and record what it sends.
+    File {
+        /// WAV played to the far end.
+        input: PathBuf,
+        /// WAV written with what the far end sends.
+        output: PathBuf,
+    },
+}
+
+fn parse_audio(s: &str) -> Result<AudioChoice, String> {
+    match s {
+        "null" => Ok(AudioChoice::Null),
+        "device" => Ok(AudioChoice::Device),
+        _ => {
+            let spec = s.strip_prefix("file:").ok_or("expected null, device or file:IN.wav,OUT.wav")?;
+            match spec.split_once(',') {
+                Some((i, o)) if !i.is_empty() && !o.is_empty() => {
+                    Ok(AudioChoice::File { input: PathBuf::from(i), output: PathBuf::from(o) })
+                }
+                _ => Err("file audio needs two paths: file:IN.wav,OUT.wav".into()),
+            }
+        }
+    }
+}

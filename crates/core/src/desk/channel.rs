@@ -1,0 +1,77 @@
+//! The line-oriented JSON command channel of `sipdesk run --json`: one command object per line
+//! in, one `ack` or `error` object per command out. Nothing a caller sends can crash it.
+
+use serde_json::{json, Map, Value};
+
+use super::{now_ms, Desk};
+
+/// Handles one line of input and returns the reply object (never panics).
+///
+/// A reply is `{"event":"ack","id":..,"result":..}` or
+/// `{"event":"error","id":..,"code":..,"message":..}`; `id` echoes the command's id (null if absent).
+pub fn handle_line(desk: &Desk, line: &str) -> Value {
+    let value: Value = match serde_json::from_str(line) {
+        Ok(v) => v,
+        Err(e) => return error(Value::Null, "bad_json", &format!("not valid JSON: {e}")),
+    };
+    let Value::Object(obj) = value else {
+        return error(Value::Null, "bad_command", "a command must be a JSON object");
+    };
+    let id = obj.get("id").cloned().unwrap_or(Value::Null);
+    if !(id.is_null() || id.is_number() || id.is_string()) {
+        return error(Value::Null, "bad_command", "id must be a number or a string");
+    }
+    let Some(cmd) = obj.get("cmd") else {
+        return error(id, "bad_command", "missing \"cmd\"");
+    };
+    let Some(cmd) = cmd.as_str() else {
+        return error(id, "bad_command", "\"cmd\" must be a string");
+    };
+    match cmd {
+        "status" => status(desk, id, &obj),
+        other => error(id, "unknown_command", &format!("unknown command {:?}", truncate(other))),
+    }
+}
+
+fn status(desk: &Desk, id: Value, _args: &Map<String, Value>) -> Value {
+    let s = desk.desk_status();
+    let accounts: Vec<Value> = s
+        .accounts
+        .iter()
+        .filter(|a| a.account.is_active)
+        .map(|a| {
+            json!({
+                "account_id": a.account.id,
+                "server": format!("{}:{}", bracket(&a.account.server_host), a.account.server_port),
+                "username": a.account.username,
+                "protocol": a.account.protocol,
+                "source": a.account.source,
+                "is_default": Some(a.account.id) == s.default_account_id,
+                "registration": a.registration,
+            })
+        })
+        .collect();
+    ack(id, json!({ "accounts": accounts, "store_error": s.store_error, "default_account_id": s.default_account_id }))
+}
+
+fn bracket(host: &str) -> String {
+    if host.contains(':') {
+        format!("[{host}]")
+    } else {
+        host.to_string()
+    }
+}
+
+fn ack(id: Value, result: Value) -> Value {
+    json!({ "event": "ack", "ts_ms": now_ms(), "id": id, "result": result })
+}
+
+fn error(id: Value, code: &str, message: &str) -> Value {
+    tracing::warn!(code, "rejected command: {message}");
+    json!({ "event": "error", "ts_ms": now_ms(), "id": id, "code": code, "message": message })
+}
+
+/// Keeps echoed input short so a huge line cannot flood the output.
+fn truncate(s: &str) -> String {
+    s.chars().take(64).collect()
+}

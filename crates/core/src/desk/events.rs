@@ -1,0 +1,115 @@
+//! Events the core emits to every front end. docs/EVENTS.md is their schema; the names and
+//! keys here are a contract with the UI, scripts and tests.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::Serialize;
+
+/// State of one account's registration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RegistrationState {
+    /// Not registered (not started yet, or removed).
+    Unregistered,
+    /// A REGISTER is under way.
+    Registering,
+    /// The registrar accepted our binding.
+    Registered,
+    /// Registration failed; `reason` says why.
+    Failed,
+}
+
+/// Registration state with its details, as shown in status replies and events.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Registration {
+    /// The state.
+    pub state: RegistrationState,
+    /// Seconds the registrar granted, when registered.
+    pub expires: Option<u32>,
+    /// Stable reason code when failed or unregistered by an event (e.g. `auth_rejected`).
+    pub reason: Option<&'static str>,
+}
+
+impl Registration {
+    /// The state of an account nothing has registered yet.
+    pub const UNREGISTERED: Registration = Registration { state: RegistrationState::Unregistered, expires: None, reason: None };
+}
+
+/// One event, tagged by `event`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    /// An active account was loaded (at start-up or after a change).
+    AccountLoaded {
+        /// Account id (0: from the environment).
+        account_id: i64,
+        /// `host:port` of the server.
+        server: String,
+        /// SIP user.
+        username: String,
+        /// `UDP` or `TCP`.
+        protocol: &'static str,
+    },
+    /// An account stopped being loaded (deactivated, removed or replaced by an edit).
+    AccountUnloaded {
+        /// Account id.
+        account_id: i64,
+        /// `deactivated`, `removed` or `edited`.
+        reason: &'static str,
+    },
+    /// An account's registration changed.
+    Registration {
+        /// Account id.
+        account_id: i64,
+        /// New state, expires and reason.
+        #[serde(flatten)]
+        registration: Registration,
+    },
+    /// The set of accounts or their fields changed; front ends refresh their lists.
+    AccountsChanged,
+    /// The database could not be used; the desk runs without stored accounts.
+    StoreError {
+        /// Stable code, e.g. `store_locked`.
+        code: &'static str,
+        /// English explanation.
+        message: String,
+    },
+}
+
+/// An event with its time: the exact JSON object a front end receives.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EventEnvelope {
+    /// Milliseconds since the Unix epoch.
+    pub ts_ms: u64,
+    /// The event.
+    #[serde(flatten)]
+    pub event: Event,
+}
+
+impl EventEnvelope {
+    /// Stamps an event with the current time.
+    pub fn now(event: Event) -> EventEnvelope {
+        EventEnvelope { ts_ms: now_ms(), event }
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wire_shape() {
+        let e = EventEnvelope { ts_ms: 5, event: Event::Registration { account_id: 1, registration: Registration::UNREGISTERED } };
+        assert_eq!(
+            serde_json::to_string(&e).unwrap(),
+            r#"{"ts_ms":5,"event":"registration","account_id":1,"state":"unregistered","expires":null,"reason":null}"#
+        );
+        let e = EventEnvelope { ts_ms: 1, event: Event::AccountsChanged };
+        assert_eq!(serde_json::to_string(&e).unwrap(), r#"{"ts_ms":1,"event":"accounts_changed"}"#);
+    }
+}

@@ -1,0 +1,322 @@
+//! The orchestration layer: the one API that the Tauri app, the headless binary and the tests
+//! drive. It owns the store, loads the active accounts, follows changes made beside it (the CLI
+//! writing the same database) and publishes [`Event`]s.
+
+mod api_error;
+mod channel;
+mod events;
+mod status;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use tokio::sync::{broadcast, Notify};
+
+pub use api_error::ApiError;
+pub use channel::handle_line;
+pub use events::{now_ms, Event, EventEnvelope, Registration, RegistrationState};
+pub use status::{AccountStatus, DeskStatus, ErrorInfo, UiSettings};
+
+use crate::store::{self, Account, AccountDraft, InstanceLock, Store, StoreError};
+
+/// How often a running desk looks for changes other processes made to the database.
+const WATCH_INTERVAL: Duration = Duration::from_millis(500);
+
+/// How a desk is opened.
+#[derive(Debug, Clone)]
+pub struct DeskOptions {
+    /// The account database.
+    pub db_path: PathBuf,
+    /// The account defined by SIP_* variables, or why it is invalid.
+    pub env_account: Result<Option<Account>, String>,
+}
+
+impl DeskOptions {
+    /// Database from `SIPDESK_DB`, else the OS data dir; the SIP_* environment account.
+    pub fn from_env() -> DeskOptions {
+        DeskOptions::with_db(None)
+    }
+
+    /// Like [`DeskOptions::from_env`] with an explicit database path (`--db`), which wins.
+    pub fn with_db(db: Option<PathBuf>) -> DeskOptions {
+        let env_account = store::env_account(|k| std::env::var(k).ok()).map_err(|e| e.to_string());
+        DeskOptions { db_path: db.unwrap_or_else(default_db_path), env_account }
+    }
+}
+
+/// `--db`, else `SIPDESK_DB`, else `~/.local/share/sipdesk/sipdesk.db` (the OS data dir).
+pub fn default_db_path() -> PathBuf {
+    match std::env::var_os("SIPDESK_DB") {
+        Some(p) if !p.is_empty() => PathBuf::from(p),
+        _ => dirs::data_dir().unwrap_or_else(|| PathBuf::from(".")).join("sipdesk").join("sipdesk.db"),
+    }
+}
+
+/// The running desk. Cheap to clone; every clone is the same desk.
+#[derive(Clone)]
+pub struct Desk {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    db_path: PathBuf,
+    store: Mutex<Result<Store, ErrorInfo>>,
+    env_account: Result<Option<Account>, String>,
+    events: broadcast::Sender<EventEnvelope>,
+    loaded: Mutex<BTreeMap<i64, Loaded>>,
+    instance: Mutex<Option<InstanceLock>>,
+    stop: Notify,
+}
+
+/// An account the desk has loaded, with its registration state.
+struct Loaded {
+    account: Account,
+    registration: Registration,
+}
+
+impl Desk {
+    /// Opens the desk. Never fails: a database that cannot be used is reported by
+    /// [`Desk::desk_status`] and a `store_error` event, and the desk runs without it.
+    pub fn open(opts: DeskOptions) -> Desk {
+        let store = Store::open(&opts.db_path).map_err(|e| {
+            tracing::error!("account database unavailable: {e}");
+            ErrorInfo::from(&e)
+        });
+        if let Err(e) = &opts.env_account {
+            tracing::error!("{e}");
+        }
+        let (events, _) = broadcast::channel(1024);
+        Desk {
+            inner: Arc::new(Inner {
+                db_path: opts.db_path,
+                store: Mutex::new(store),
+                env_account: opts.env_account,
+                events,
+                loaded: Mutex::new(BTreeMap::new()),
+                instance: Mutex::new(None),
+                stop: Notify::new(),
+            }),
+        }
+    }
+
+    /// Becomes the registering instance for the database, loads every active account and
+    /// starts following changes. Fails only when another instance holds the database.
+    pub async fn start(&self) -> Result<(), ApiError> {
+        let lock = InstanceLock::acquire(&self.inner.db_path).map_err(|e| ApiError::new("instance_running", e.to_string()))?;
+        *lock_or_recover(&self.inner.instance) = Some(lock);
+        if let Err(e) = &*self.store() {
+            self.emit(Event::StoreError { code: e.code, message: e.message.clone() });
+        }
+        self.reload();
+        let desk = self.clone();
+        tokio::spawn(async move { desk.watch_database().await });
+        Ok(())
+    }
+
+    /// Stops following the database and releases the instance lock.
+    pub async fn shutdown(&self) {
+        self.inner.stop.notify_waiters();
+        *lock_or_recover(&self.inner.instance) = None;
+    }
+
+    /// A receiver of every event from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<EventEnvelope> {
+        self.inner.events.subscribe()
+    }
+
+    /// Every stored account with its registration state.
+    pub fn accounts_list(&self) -> Result<Vec<AccountStatus>, ApiError> {
+        let views = self.with_store(|s| s.list_accounts())?;
+        let loaded = lock_or_recover(&self.inner.loaded);
+        Ok(views
+            .into_iter()
+            .map(|v| {
+                let r = registration_of(&loaded, v.id);
+                AccountStatus::new(v, &r)
+            })
+            .collect())
+    }
+
+    /// Creates an account; returns its id.
+    pub fn account_create(&self, draft: AccountDraft) -> Result<i64, ApiError> {
+        let id = self.with_store_mut(|s| s.create_account(&draft))?;
+        tracing::info!(account_id = id, "account created");
+        self.reload();
+        Ok(id)
+    }
+
+    /// Edits an account; an absent or empty password keeps the stored one.
+    pub fn account_update(&self, id: i64, draft: AccountDraft) -> Result<(), ApiError> {
+        self.with_store_mut(|s| s.update_account(id, &draft))?;
+        tracing::info!(account_id = id, "account edited");
+        self.reload();
+        Ok(())
+    }
+
+    /// Removes an account.
+    pub fn account_delete(&self, id: i64) -> Result<(), ApiError> {
+        self.with_store_mut(|s| s.delete_account(id))?;
+        tracing::info!(account_id = id, "account removed");
+        self.reload();
+        Ok(())
+    }
+
+    /// Activates or deactivates an account.
+    pub fn account_set_active(&self, id: i64, active: bool) -> Result<(), ApiError> {
+        self.with_store_mut(|s| s.set_active(id, active))?;
+        self.reload();
+        Ok(())
+    }
+
+    /// Makes an account the default for dialling.
+    pub fn account_set_default(&self, id: i64) -> Result<(), ApiError> {
+        self.with_store_mut(|s| s.set_default(id))?;
+        self.emit(Event::AccountsChanged);
+        Ok(())
+    }
+
+    /// The database state, the default account and every account with its registration.
+    pub fn desk_status(&self) -> DeskStatus {
+        let store = self.store();
+        let (store_error, stored, default_account_id) = match &*store {
+            Ok(s) => (None, s.list_accounts().unwrap_or_default(), s.default_account_id().ok().flatten()),
+            Err(e) => (Some(e.clone()), Vec::new(), None),
+        };
+        drop(store);
+        let loaded = lock_or_recover(&self.inner.loaded);
+        let mut accounts: Vec<AccountStatus> = Vec::new();
+        if let Some(env) = self.inner.env_account.as_ref().ok().and_then(Option::as_ref) {
+            accounts.push(AccountStatus::from_env(env, registration_of(&loaded, env.id)));
+        }
+        accounts.extend(stored.into_iter().map(|v| {
+            let r = registration_of(&loaded, v.id);
+            AccountStatus::new(v, &r)
+        }));
+        let env_error = self.inner.env_account.as_ref().err().map(|m| ErrorInfo { code: "env_account_invalid", message: m.clone() });
+        DeskStatus {
+            store_error,
+            env_account_error: env_error,
+            db_path: self.inner.db_path.display().to_string(),
+            default_account_id: default_account_id.or_else(|| accounts.first().map(|a| a.account.id)),
+            accounts,
+        }
+    }
+
+    /// The UI language setting and the system's language.
+    pub fn ui_settings_get(&self) -> Result<UiSettings, ApiError> {
+        let locale = self.with_store(|s| s.setting("locale"))?.unwrap_or_else(|| "system".into());
+        Ok(UiSettings { locale, system_locale: UiSettings::system_locale() })
+    }
+
+    /// Sets the UI language: `system`, `en` or `zh-CN`.
+    pub fn ui_settings_set_locale(&self, locale: String) -> Result<(), ApiError> {
+        if !store::LOCALES.contains(&locale.as_str()) {
+            return Err(ApiError::new("invalid_locale", format!("locale must be one of {:?}", store::LOCALES)));
+        }
+        self.with_store_mut(|s| s.set_setting("locale", &locale))?;
+        Ok(())
+    }
+
+    /// Re-reads the active accounts and publishes what changed.
+    fn reload(&self) {
+        let stored = match &*self.store() {
+            Ok(s) => s.active_accounts().unwrap_or_else(|e| {
+                tracing::error!("cannot read accounts: {e}");
+                Vec::new()
+            }),
+            Err(_) => Vec::new(),
+        };
+        let env = self.inner.env_account.clone().unwrap_or(None);
+        let wanted: BTreeMap<i64, Account> = store::merge_env_account(stored, env).into_iter().map(|a| (a.id, a)).collect();
+        let mut changes = Vec::new();
+        {
+            let mut loaded = lock_or_recover(&self.inner.loaded);
+            loaded.retain(|id, l| match wanted.get(id) {
+                Some(a) if *a == l.account => true,
+                Some(_) => {
+                    changes.push(Event::AccountUnloaded { account_id: *id, reason: "edited" });
+                    false
+                }
+                None => {
+                    changes.push(Event::AccountUnloaded { account_id: *id, reason: "deactivated" });
+                    false
+                }
+            });
+            for (id, account) in wanted {
+                if loaded.contains_key(&id) {
+                    continue;
+                }
+                tracing::info!(
+                    account_id = id,
+                    server = %account.server(),
+                    username = %account.username,
+                    protocol = account.protocol.as_str(),
+                    source = ?account.source,
+                    "account loaded"
+                );
+                changes.push(Event::AccountLoaded {
+                    account_id: id,
+                    server: account.server(),
+                    username: account.username.clone(),
+                    protocol: account.protocol.as_str(),
+                });
+                loaded.insert(id, Loaded { account, registration: Registration::UNREGISTERED });
+            }
+        }
+        for event in changes {
+            self.emit(event);
+        }
+        self.emit(Event::AccountsChanged);
+    }
+
+    /// Polls `PRAGMA data_version` so edits by other processes take effect live.
+    async fn watch_database(self) {
+        let mut last = self.store().as_ref().ok().and_then(|s| s.data_version().ok());
+        loop {
+            tokio::select! {
+                _ = self.inner.stop.notified() => return,
+                _ = tokio::time::sleep(WATCH_INTERVAL) => {}
+            }
+            let now = self.store().as_ref().ok().and_then(|s| s.data_version().ok());
+            if now != last {
+                tracing::info!("account database changed by another process; reloading");
+                last = now;
+                self.reload();
+            }
+        }
+    }
+
+    fn emit(&self, event: Event) {
+        // No subscribers is fine: nobody is listening yet.
+        let _ = self.inner.events.send(EventEnvelope::now(event));
+    }
+
+    fn store(&self) -> MutexGuard<'_, Result<Store, ErrorInfo>> {
+        lock_or_recover(&self.inner.store)
+    }
+
+    fn with_store<T>(&self, f: impl FnOnce(&Store) -> Result<T, StoreError>) -> Result<T, ApiError> {
+        match &*self.store() {
+            Ok(s) => f(s).map_err(ApiError::from),
+            Err(e) => Err(ApiError::new("store_unavailable", e.message.clone())),
+        }
+    }
+
+    fn with_store_mut<T>(&self, f: impl FnOnce(&mut Store) -> Result<T, StoreError>) -> Result<T, ApiError> {
+        match &mut *self.store() {
+            Ok(s) => f(s).map_err(ApiError::from),
+            Err(e) => Err(ApiError::new("store_unavailable", e.message.clone())),
+        }
+    }
+}
+
+fn registration_of(loaded: &BTreeMap<i64, Loaded>, id: i64) -> Registration {
+    loaded.get(&id).map(|l| l.registration.clone()).unwrap_or(Registration::UNREGISTERED)
+}
+
+/// A poisoned lock only means another thread panicked mid-update of plain data; keep going.
+fn lock_or_recover<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}

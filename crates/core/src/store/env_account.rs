@@ -1,0 +1,93 @@
+//! The account defined by environment variables, for kiosks and scripted desks.
+//!
+//! `SIP_SERVER_HOST` (required to define it), `SIP_SERVER_PORT`, `SIP_USERNAME`, `SIP_PASSWORD`,
+//! `SIP_PROTOCOL`, `SIP_REGISTER_INTERVAL`. It is never written to the database. When an active
+//! stored account has the same user, host and port, the environment account replaces it, so
+//! one binding is never registered twice.
+
+use super::account::account_from_draft;
+use super::{Account, AccountDraft, FieldError, Source};
+
+/// The environment account's id (stored ids start at 1).
+pub const ENV_ACCOUNT_ID: i64 = 0;
+
+/// The environment defines an account, but some of its values are invalid.
+#[derive(Debug, thiserror::Error)]
+#[error("SIP_* environment account is invalid: {}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+pub struct EnvAccountError(pub Vec<FieldError>);
+
+/// Reads the environment account through `get` (normally `std::env::var`); `Ok(None)` when
+/// `SIP_SERVER_HOST` is unset.
+pub fn env_account(get: impl Fn(&str) -> Option<String>) -> Result<Option<Account>, EnvAccountError> {
+    let Some(host) = get("SIP_SERVER_HOST") else { return Ok(None) };
+    let draft = AccountDraft {
+        server_host: Some(host),
+        server_port: get("SIP_SERVER_PORT"),
+        username: get("SIP_USERNAME"),
+        password: get("SIP_PASSWORD"),
+        protocol: get("SIP_PROTOCOL"),
+        register_interval: get("SIP_REGISTER_INTERVAL"),
+        is_active: Some(true),
+        ..AccountDraft::default()
+    };
+    account_from_draft(ENV_ACCOUNT_ID, Source::Env, &draft).map(Some).map_err(EnvAccountError)
+}
+
+/// Merges the environment account into the stored active accounts (environment wins on the
+/// same user@host:port).
+pub fn merge(mut stored: Vec<Account>, env: Option<Account>) -> Vec<Account> {
+    if let Some(env) = env {
+        stored.retain(|a| {
+            !(a.username == env.username && a.server_host == env.server_host && a.server_port == env.server_port)
+        });
+        stored.insert(0, env);
+    }
+    stored
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        move |k| map.get(k).cloned()
+    }
+
+    #[test]
+    fn unset_host_means_no_account() {
+        assert!(env_account(env(&[("SIP_USERNAME", "1001")])).unwrap().is_none());
+    }
+
+    #[test]
+    fn full_account_with_defaults() {
+        let a = env_account(env(&[("SIP_SERVER_HOST", "127.0.0.1"), ("SIP_USERNAME", "1001"), ("SIP_PASSWORD", "pw"), ("SIP_PROTOCOL", "tcp")]))
+            .unwrap()
+            .unwrap();
+        assert_eq!((a.server_port, a.protocol, a.register_interval, a.source), (5060, super::super::Protocol::Tcp, 3600, Source::Env));
+        assert_eq!(a.password.expose(), "pw");
+        assert!(!format!("{a:?}").contains("pw\""), "Debug must not show the password");
+    }
+
+    #[test]
+    fn invalid_values_are_reported_by_field() {
+        let e = env_account(env(&[("SIP_SERVER_HOST", "127.0.0.1"), ("SIP_SERVER_PORT", "70000"), ("SIP_USERNAME", "")])).unwrap_err();
+        let codes: Vec<_> = e.0.iter().map(|f| f.code).collect();
+        assert_eq!(codes, ["port_range", "username_empty"]);
+    }
+
+    #[test]
+    fn environment_replaces_the_same_binding() {
+        let make = |id, user: &str| {
+            let mut a = env_account(env(&[("SIP_SERVER_HOST", "h.example"), ("SIP_USERNAME", user)])).unwrap().unwrap();
+            a.id = id;
+            a.source = Source::Db;
+            a
+        };
+        let e = env_account(env(&[("SIP_SERVER_HOST", "h.example"), ("SIP_USERNAME", "1001")])).unwrap();
+        let merged = merge(vec![make(1, "1001"), make(2, "1002")], e);
+        let ids: Vec<_> = merged.iter().map(|a| a.id).collect();
+        assert_eq!(ids, [0, 2]);
+    }
+}

@@ -1,0 +1,94 @@
+//! Versioned schema migrations, tracked in `PRAGMA user_version`.
+//!
+//! Version 1 is the organisation's original `sip_configs` table (created only if absent, so an
+//! existing database keeps its rows); later versions add to it. Each step runs in its own
+//! transaction together with the version bump. A database from a newer SipDesk is refused
+//! untouched rather than guessed at.
+
+use rusqlite::{Connection, Transaction};
+
+/// The schema version this build writes.
+pub const LATEST: i64 = 2;
+
+/// Why migrating failed.
+#[derive(Debug, thiserror::Error)]
+pub enum MigrationError {
+    /// The file was written by a newer SipDesk.
+    #[error("database schema version {found} is newer than this SipDesk supports ({supported})")]
+    NewerSchema {
+        /// Version found in the file.
+        found: i64,
+        /// Newest version this build knows.
+        supported: i64,
+    },
+    /// SQLite refused a statement.
+    #[error(transparent)]
+    Sql(#[from] rusqlite::Error),
+}
+
+/// Brings the schema up to [`LATEST`].
+pub fn migrate(conn: &mut Connection) -> Result<(), MigrationError> {
+    let found: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if found > LATEST {
+        return Err(MigrationError::NewerSchema { found, supported: LATEST });
+    }
+    for version in (found + 1)..=LATEST {
+        let tx = conn.transaction()?;
+        match version {
+            1 => v1_base(&tx)?,
+            2 => v2_desk_fields(&tx)?,
+            _ => unreachable!("every version up to LATEST has a step"),
+        }
+        tx.pragma_update(None, "user_version", version)?;
+        tx.commit()?;
+        tracing::info!(version, "database schema migrated");
+    }
+    Ok(())
+}
+
+/// The table as the organisation's backend already had it.
+fn v1_base(tx: &Transaction) -> rusqlite::Result<()> {
+    tx.execute_batch(
+        "CREATE TABLE IF NOT EXISTS sip_configs (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            user_id INTEGER,
+            server_host TEXT NOT NULL,
+            server_port INTEGER NOT NULL DEFAULT 5060,
+            username TEXT NOT NULL,
+            password TEXT NOT NULL DEFAULT '',
+            protocol TEXT NOT NULL DEFAULT 'UDP',
+            is_active INTEGER NOT NULL DEFAULT 0,
+            last_register_time TEXT,
+            register_interval INTEGER NOT NULL DEFAULT 3600,
+            created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%SZ', 'now')),
+            updated_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%SZ', 'now'))
+        );",
+    )
+}
+
+/// Desk fields: display name, auth user, domain, outbound proxy, default flag; desk settings.
+fn v2_desk_fields(tx: &Transaction) -> rusqlite::Result<()> {
+    for (column, decl) in [
+        ("display_name", "TEXT NOT NULL DEFAULT ''"),
+        ("auth_username", "TEXT NOT NULL DEFAULT ''"),
+        ("domain", "TEXT NOT NULL DEFAULT ''"),
+        ("outbound_proxy", "TEXT NOT NULL DEFAULT ''"),
+        ("is_default", "INTEGER NOT NULL DEFAULT 0"),
+    ] {
+        if !has_column(tx, "sip_configs", column)? {
+            tx.execute_batch(&format!("ALTER TABLE sip_configs ADD COLUMN {column} {decl};"))?;
+        }
+    }
+    tx.execute_batch(
+        "CREATE TABLE IF NOT EXISTS desk_settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+         UPDATE sip_configs SET is_default = 1
+          WHERE id = (SELECT id FROM sip_configs WHERE is_active = 1 ORDER BY id LIMIT 1)
+            AND NOT EXISTS (SELECT 1 FROM sip_configs WHERE is_default = 1);",
+    )
+}
+
+fn has_column(tx: &Transaction, table: &str, column: &str) -> rusqlite::Result<bool> {
+    let mut stmt = tx.prepare(&format!("PRAGMA table_info({table})"))?;
+    let names = stmt.query_map([], |r| r.get::<_, String>(1))?.collect::<Result<Vec<_>, _>>()?;
+    Ok(names.iter().any(|n| n == column))
+}
