@@ -12,6 +12,9 @@ mod settings;
 pub use settings::LOCALES;
 pub mod validate;
 
+#[cfg(test)]
+mod tests;
+
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 

@@ -69,6 +69,12 @@ impl SecretStore {
         SecretStore { backend, file }
     }
 
+    /// A store that keeps secrets only in the private file beside `db_path`.
+    pub fn file_only(db_path: &Path) -> SecretStore {
+        let file = secrets_file_for(db_path);
+        SecretStore { backend: SecretBackend::File(file.clone()), file }
+    }
+
     /// The backend new secrets are written to.
     pub fn backend(&self) -> &SecretBackend {
         &self.backend

@@ -27,7 +27,10 @@ fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
-            rt.block_on(run_cmd::run(args.db, run))
+            let code = rt.block_on(run_cmd::run(args.db, run));
+            // A blocking stdin read may still be pending; do not wait for it.
+            rt.shutdown_background();
+            code
         }
     }
 }

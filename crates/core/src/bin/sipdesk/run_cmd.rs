@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use serde_json::Value;
 use sipdesk_core::desk::{handle_line, Desk, DeskOptions};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::{broadcast, mpsc, oneshot};
 
 use crate::cli::RunArgs;
 
@@ -22,7 +22,8 @@ pub async fn run(db: Option<PathBuf>, args: RunArgs) -> ExitCode {
     // Subscribe before starting so the start-up events reach stdout too.
     let events = desk.subscribe();
     let (replies_tx, replies) = mpsc::channel::<Value>(64);
-    let writer = args.json.then(|| tokio::spawn(write_lines(events, replies)));
+    let (stop_writer, writer_stop) = oneshot::channel();
+    let writer = args.json.then(|| tokio::spawn(write_lines(events, replies, writer_stop)));
     if let Err(e) = desk.start().await {
         eprintln!("sipdesk: {}", e.message);
         return ExitCode::from(EXIT_INSTANCE_RUNNING);
@@ -34,8 +35,10 @@ pub async fn run(db: Option<PathBuf>, args: RunArgs) -> ExitCode {
     wait_for_stop_signal().await;
     tracing::info!("stopping");
     desk.shutdown().await;
+    let _ = stop_writer.send(());
     if let Some(w) = writer {
-        w.abort();
+        // Let the last events reach stdout, but never hang the exit on a stuck reader.
+        let _ = tokio::time::timeout(std::time::Duration::from_millis(500), w).await;
     }
     ExitCode::SUCCESS
 }
@@ -54,10 +57,34 @@ async fn wait_for_stop_signal() {
 }
 
 /// The one task that writes stdout, so lines never interleave.
-async fn write_lines(mut events: broadcast::Receiver<sipdesk_core::desk::EventEnvelope>, mut replies: mpsc::Receiver<Value>) {
+async fn write_lines(
+    mut events: broadcast::Receiver<sipdesk_core::desk::EventEnvelope>,
+    mut replies: mpsc::Receiver<Value>,
+    mut stop: oneshot::Receiver<()>,
+) {
     let mut out = tokio::io::stdout();
+    let mut stopping = false;
     loop {
+        if stopping {
+            // Drain what is already queued, then return.
+            match events.try_recv() {
+                Ok(e) => {
+                    if let Ok(line) = serde_json::to_string(&e) {
+                        let _ = out.write_all(format!("{line}\n").as_bytes()).await;
+                    }
+                    continue;
+                }
+                Err(_) => {
+                    let _ = out.flush().await;
+                    return;
+                }
+            }
+        }
         let line = tokio::select! {
+            _ = &mut stop => {
+                stopping = true;
+                continue;
+            }
             e = events.recv() => match e {
                 Ok(e) => serde_json::to_string(&e),
                 Err(broadcast::error::RecvError::Lagged(n)) => {
