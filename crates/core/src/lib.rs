@@ -1,9 +1,11 @@
 //! SipDesk core: the desktop softphone's engine, with no UI dependency.
 //!
 //! - [`store`]: SIP accounts and desk settings in SQLite, passwords in the secret store.
+//! - [`sip`]: transports, transactions, digest auth and registration.
 //! - [`desk`]: the orchestration layer both front ends (the Tauri app and the headless
 //!   `sipdesk` binary) drive: commands in, events out.
 #![deny(missing_docs)]
 
 pub mod desk;
+pub mod sip;
 pub mod store;

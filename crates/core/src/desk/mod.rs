@@ -67,6 +67,7 @@ struct Inner {
     events: broadcast::Sender<EventEnvelope>,
     loaded: Mutex<BTreeMap<i64, Loaded>>,
     instance: Mutex<Option<InstanceLock>>,
+    instance_error: Mutex<Option<ErrorInfo>>,
     stop: Notify,
 }
 
@@ -96,6 +97,7 @@ impl Desk {
                 events,
                 loaded: Mutex::new(BTreeMap::new()),
                 instance: Mutex::new(None),
+                instance_error: Mutex::new(None),
                 stop: Notify::new(),
             }),
         }
@@ -104,7 +106,11 @@ impl Desk {
     /// Becomes the registering instance for the database, loads every active account and
     /// starts following changes. Fails only when another instance holds the database.
     pub async fn start(&self) -> Result<(), ApiError> {
-        let lock = InstanceLock::acquire(&self.inner.db_path).map_err(|e| ApiError::new("instance_running", e.to_string()))?;
+        let lock = InstanceLock::acquire(&self.inner.db_path).map_err(|e| {
+            let err = ApiError::new("instance_running", e.to_string());
+            *lock_or_recover(&self.inner.instance_error) = Some(ErrorInfo { code: "instance_running", message: err.message.clone() });
+            err
+        })?;
         *lock_or_recover(&self.inner.instance) = Some(lock);
         if let Err(e) = &*self.store() {
             self.emit(Event::StoreError { code: e.code, message: e.message.clone() });
@@ -197,6 +203,7 @@ impl Desk {
         let env_error = self.inner.env_account.as_ref().err().map(|m| ErrorInfo { code: "env_account_invalid", message: m.clone() });
         DeskStatus {
             store_error,
+            instance_error: lock_or_recover(&self.inner.instance_error).clone(),
             env_account_error: env_error,
             db_path: self.inner.db_path.display().to_string(),
             default_account_id: default_account_id.or_else(|| accounts.first().map(|a| a.account.id)),

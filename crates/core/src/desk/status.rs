@@ -67,6 +67,8 @@ impl AccountStatus {
 pub struct DeskStatus {
     /// Why the database cannot be used, if it cannot.
     pub store_error: Option<ErrorInfo>,
+    /// Why this process does not register (another instance holds the database), if so.
+    pub instance_error: Option<ErrorInfo>,
     /// Why the SIP_* environment account was ignored, if it was.
     pub env_account_error: Option<ErrorInfo>,
     /// The database file.

@@ -1,0 +1,22 @@
+//! Generates the app's command permissions (`allow-<command>`) that capabilities/ grants.
+
+/// Every command in `src/lib.rs`; a command missing here cannot be invoked by the webview.
+const COMMANDS: &[&str] = &[
+    "desk_status",
+    "accounts_list",
+    "account_create",
+    "account_update",
+    "account_delete",
+    "account_set_active",
+    "account_set_default",
+    "ui_settings_get",
+    "ui_settings_set_locale",
+];
+
+fn main() {
+    tauri_build::try_build(
+        tauri_build::Attributes::new()
+            .app_manifest(tauri_build::AppManifest::new().commands(COMMANDS)),
+    )
+    .expect("tauri build script failed");
+}

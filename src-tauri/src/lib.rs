@@ -1,0 +1,114 @@
+//! The SipDesk desktop app: a thin Tauri shell. Each command is a one-liner into the core's
+//! [`Desk`]; every core event is re-emitted to the webview on [`EVENT_CHANNEL`] unchanged.
+
+use sipdesk_core::desk::{AccountStatus, ApiError, Desk, DeskOptions, DeskStatus, UiSettings};
+use sipdesk_core::store::AccountDraft;
+use tauri::{AppHandle, Emitter, Manager, RunEvent, State};
+use tokio::sync::broadcast::error::RecvError;
+
+/// The webview event that carries each core event's JSON (`{"event": ..., "ts_ms": ..., ...}`).
+pub const EVENT_CHANNEL: &str = "sipdesk://event";
+
+// `async` runs them off the main thread, so a busy database never freezes the window.
+#[tauri::command(async)]
+fn desk_status(desk: State<'_, Desk>) -> DeskStatus {
+    desk.desk_status()
+}
+
+#[tauri::command(async)]
+fn accounts_list(desk: State<'_, Desk>) -> Result<Vec<AccountStatus>, ApiError> {
+    desk.accounts_list()
+}
+
+#[tauri::command(async)]
+fn account_create(desk: State<'_, Desk>, draft: AccountDraft) -> Result<i64, ApiError> {
+    desk.account_create(draft)
+}
+
+#[tauri::command(async)]
+fn account_update(desk: State<'_, Desk>, id: i64, draft: AccountDraft) -> Result<(), ApiError> {
+    desk.account_update(id, draft)
+}
+
+#[tauri::command(async)]
+fn account_delete(desk: State<'_, Desk>, id: i64) -> Result<(), ApiError> {
+    desk.account_delete(id)
+}
+
+#[tauri::command(async)]
+fn account_set_active(desk: State<'_, Desk>, id: i64, active: bool) -> Result<(), ApiError> {
+    desk.account_set_active(id, active)
+}
+
+#[tauri::command(async)]
+fn account_set_default(desk: State<'_, Desk>, id: i64) -> Result<(), ApiError> {
+    desk.account_set_default(id)
+}
+
+#[tauri::command(async)]
+fn ui_settings_get(desk: State<'_, Desk>) -> Result<UiSettings, ApiError> {
+    desk.ui_settings_get()
+}
+
+#[tauri::command(async)]
+fn ui_settings_set_locale(desk: State<'_, Desk>, locale: String) -> Result<(), ApiError> {
+    desk.ui_settings_set_locale(locale)
+}
+
+/// Opens the desk (a broken database still opens the window, with the error in `desk_status`),
+/// starts it and runs the app until its window closes.
+pub fn run() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    let desk = Desk::open(DeskOptions::from_env());
+    let app = tauri::Builder::default()
+        .manage(desk.clone())
+        .invoke_handler(tauri::generate_handler![
+            desk_status,
+            accounts_list,
+            account_create,
+            account_update,
+            account_delete,
+            account_set_active,
+            account_set_default,
+            ui_settings_get,
+            ui_settings_set_locale,
+        ])
+        .setup(move |app| {
+            tauri::async_runtime::spawn(start_and_forward(desk, app.handle().clone()));
+            Ok(())
+        })
+        .build(tauri::generate_context!())
+        .expect("cannot build the SipDesk window");
+    app.run(|handle, event| {
+        if let RunEvent::Exit = event {
+            tauri::async_runtime::block_on(handle.state::<Desk>().shutdown());
+        }
+    });
+}
+
+/// Starts the desk, then forwards every core event to the webview until the desk is gone.
+async fn start_and_forward(desk: Desk, app: AppHandle) {
+    // Subscribed before start so no start-up event is dropped here; the UI re-reads the status
+    // after it starts listening, so it misses nothing either.
+    let mut events = desk.subscribe();
+    if let Err(e) = desk.start().await {
+        tracing::error!(code = e.code, "desk not started: {}", e.message);
+    }
+    loop {
+        match events.recv().await {
+            Ok(event) => {
+                if let Err(e) = app.emit(EVENT_CHANNEL, &event) {
+                    tracing::warn!("cannot forward an event to the webview: {e}");
+                }
+            }
+            Err(RecvError::Lagged(n)) => {
+                tracing::warn!(skipped = n, "webview event forwarding lagged")
+            }
+            Err(RecvError::Closed) => break,
+        }
+    }
+}

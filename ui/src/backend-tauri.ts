@@ -1,0 +1,31 @@
+// Backend over Tauri IPC: one invoke per core command, core events from the "sipdesk://event" channel.
+import { invoke, type InvokeArgs } from "@tauri-apps/api/core";
+import { listen } from "@tauri-apps/api/event";
+import { toApiError, type Backend } from "./backend";
+import type { AccountDraft, AccountView, DeskEvent, DeskStatus, Locale, UiSettings } from "./types";
+
+export const EVENT_CHANNEL = "sipdesk://event";
+
+async function call<T>(cmd: string, args?: InvokeArgs): Promise<T> {
+  try {
+    return await invoke<T>(cmd, args);
+  } catch (e) {
+    throw toApiError(e);
+  }
+}
+
+export class TauriBackend implements Backend {
+  deskStatus = () => call<DeskStatus>("desk_status");
+  accountsList = () => call<AccountView[]>("accounts_list");
+  accountCreate = (draft: AccountDraft) => call<number>("account_create", { draft });
+  accountUpdate = (id: number, draft: AccountDraft) => call<void>("account_update", { id, draft });
+  accountDelete = (id: number) => call<void>("account_delete", { id });
+  accountSetActive = (id: number, active: boolean) => call<void>("account_set_active", { id, active });
+  accountSetDefault = (id: number) => call<void>("account_set_default", { id });
+  uiSettingsGet = () => call<UiSettings>("ui_settings_get");
+  uiSettingsSetLocale = (locale: Locale) => call<void>("ui_settings_set_locale", { locale });
+
+  onEvent(handler: (event: DeskEvent) => void): Promise<() => void> {
+    return listen<DeskEvent>(EVENT_CHANNEL, (e) => handler(e.payload));
+  }
+}

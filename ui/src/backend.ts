@@ -1,0 +1,25 @@
+// The UI talks to the core only through this interface, so screens can run on any backend (Tauri or a test double).
+import type { AccountDraft, AccountView, ApiError, DeskEvent, DeskStatus, Locale, UiSettings } from "./types";
+
+export interface Backend {
+  deskStatus(): Promise<DeskStatus>;
+  accountsList(): Promise<AccountView[]>;
+  accountCreate(draft: AccountDraft): Promise<number>;
+  accountUpdate(id: number, draft: AccountDraft): Promise<void>;
+  accountDelete(id: number): Promise<void>;
+  accountSetActive(id: number, active: boolean): Promise<void>;
+  accountSetDefault(id: number): Promise<void>;
+  uiSettingsGet(): Promise<UiSettings>;
+  uiSettingsSetLocale(locale: Locale): Promise<void>;
+  /** Calls `handler` for every core event; resolves to an unsubscribe function. */
+  onEvent(handler: (event: DeskEvent) => void): Promise<() => void>;
+}
+
+/** Normalises whatever a backend rejected with into the core's `{code, message, fields}` shape. */
+export function toApiError(raw: unknown): ApiError {
+  if (raw && typeof raw === "object" && "code" in raw) {
+    const e = raw as Partial<ApiError>;
+    return { code: String(e.code), message: String(e.message ?? ""), fields: Array.isArray(e.fields) ? e.fields : [] };
+  }
+  return { code: "internal", message: String(raw), fields: [] };
+}

@@ -1,0 +1,26 @@
+// How an account's registration is shown: a coloured dot class plus translated text.
+import { h } from "./dom";
+import { t, tCode } from "./i18n";
+import type { AccountView } from "./types";
+
+export function regClass(a: AccountView): string {
+  return a.is_active ? `dot-${a.registration.state}` : "dot-inactive";
+}
+
+export function regText(a: AccountView): string {
+  return a.is_active ? tCode("reg.state", a.registration.state) : t("accounts.inactive");
+}
+
+/** Why the last registration failed or ended, if the core said. */
+export function regReason(a: AccountView): string | null {
+  const reason = a.is_active ? a.registration.reason : null;
+  return reason ? tCode("reg.reason", reason) : null;
+}
+
+export function statusDot(a: AccountView): HTMLElement {
+  return h("span", { class: `dot ${regClass(a)}`, "aria-hidden": "true" });
+}
+
+export function accountName(a: AccountView): string {
+  return a.display_name || `${a.username}@${a.server_host}`;
+}

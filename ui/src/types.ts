@@ -1,0 +1,124 @@
+// Mirrors the JSON shapes of the core's DTOs (crates/core: desk and store). Keep in step with docs/EVENTS.md.
+
+export type Protocol = "UDP" | "TCP";
+export type RegState = "unregistered" | "registering" | "registered" | "failed";
+/** A stored language choice; "system" follows the operating system. */
+export type Locale = "system" | "en" | "zh-CN";
+/** A language the UI can actually display. */
+export type UiLang = "en" | "zh-CN";
+
+export interface Registration {
+  state: RegState;
+  reason: string | null;
+  expires: number | null;
+}
+
+export interface AccountView {
+  id: number;
+  user_id: number | null;
+  display_name: string;
+  server_host: string;
+  server_port: number;
+  username: string;
+  password_set: boolean;
+  protocol: Protocol;
+  is_active: boolean;
+  is_default: boolean;
+  register_interval: number;
+  last_register_time: string | null;
+  auth_username: string;
+  domain: string;
+  outbound_proxy: string;
+  created_at: string;
+  updated_at: string;
+  source: "db" | "env";
+  registration: Registration;
+}
+
+/** What the UI sends: raw strings, parsed and validated by the core. `password: null` keeps the stored one. */
+export interface AccountDraft {
+  display_name: string;
+  server_host: string;
+  server_port: string;
+  username: string;
+  password: string | null;
+  protocol: Protocol;
+  register_interval: string;
+  auth_username: string;
+  domain: string;
+  outbound_proxy: string;
+  is_active: boolean;
+}
+
+export interface FieldError {
+  field: string;
+  code: string;
+}
+
+export interface ApiError {
+  code: string;
+  message: string;
+  fields: FieldError[];
+}
+
+/** `{code, message}` of a condition the desk runs with (broken database, bad environment account). */
+export interface StoreError {
+  code: string;
+  message: string;
+}
+
+export interface DeskStatus {
+  store_error: StoreError | null;
+  /** Why this window does not register: another instance holds the database. */
+  instance_error: StoreError | null;
+  /** Why the SIP_* environment account was ignored, if it was. */
+  env_account_error: StoreError | null;
+  db_path: string;
+  default_account_id: number | null;
+  accounts: AccountView[];
+}
+
+export interface UiSettings {
+  locale: Locale;
+  system_locale: UiLang;
+}
+
+export interface AccountLoadedEvent {
+  event: "account_loaded";
+  ts_ms: number;
+  account_id: number;
+  server: string;
+  username: string;
+  protocol: Protocol;
+}
+
+export interface RegistrationEvent {
+  event: "registration";
+  ts_ms: number;
+  account_id: number;
+  state: RegState;
+  expires: number | null;
+  reason: string | null;
+}
+
+export interface AccountsChangedEvent {
+  event: "accounts_changed";
+  ts_ms: number;
+}
+
+export interface AccountUnloadedEvent {
+  event: "account_unloaded";
+  ts_ms: number;
+  account_id: number;
+  reason: string;
+}
+
+export interface StoreErrorEvent {
+  event: "store_error";
+  ts_ms: number;
+  code: string;
+  message: string;
+}
+
+/** Core events; the core may add kinds the UI does not know yet, so always check `event`. */
+export type DeskEvent = AccountLoadedEvent | AccountUnloadedEvent | RegistrationEvent | AccountsChangedEvent | StoreErrorEvent;
