@@ -109,7 +109,9 @@ fn run_json_loads_active_accounts_answers_commands_and_stops_cleanly() {
     assert_eq!(status["event"], "ack");
     let ids: Vec<i64> = status["result"]["accounts"].as_array().unwrap().iter().map(|x| x["account_id"].as_i64().unwrap()).collect();
     assert_eq!(ids, [a, b]);
-    assert_eq!(status["result"]["accounts"][0]["registration"]["state"], "unregistered");
+    // Nothing listens on 127.0.0.1:5060 here: the account is trying, or has failed to register.
+    let state = status["result"]["accounts"][0]["registration"]["state"].as_str().unwrap().to_string();
+    assert!(state == "registering" || state == "failed", "{state}");
     assert!(!run.seen().iter().any(loaded(inactive)), "inactive accounts are not loaded");
 
     // Malformed input: each gets an error line, none stops the process.

@@ -75,7 +75,7 @@ fn save_screenshot(s: &Session, name: &str) {
 
 /// Whether this machine can run the test; without CI a missing piece is a loud skip.
 fn prerequisites(app: &Path) -> bool {
-    if !require_programs("ui_settings", &["WebKitWebDriver", "Xvfb"]) {
+    if !require_programs("ui_settings", &["WebKitWebDriver", "Xvfb", "dbus-run-session"]) {
         return false;
     }
     if app.is_file() {

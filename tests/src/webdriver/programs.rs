@@ -106,9 +106,15 @@ impl WebKitDriver {
     /// inherits it) and waits until `/status` says it is ready.
     pub fn start(display: &str, env: &[(&str, String)]) -> Result<WebKitDriver> {
         let port = free_port()?;
-        let mut cmd = Command::new("WebKitWebDriver");
-        cmd.arg(format!("--port={port}"))
+        // A private session bus that ends with the driver: without one, GLib autolaunches a bus
+        // (with portals, a keyring and an accessibility bus) that outlives every test run.
+        let mut cmd = Command::new("dbus-run-session");
+        cmd.args(["--", "WebKitWebDriver"])
+            .arg(format!("--port={port}"))
             .arg("--host=127.0.0.1")
+            .env("NO_AT_BRIDGE", "1")
+            .env("GTK_A11Y", "none")
+            .env_remove("DBUS_SESSION_BUS_ADDRESS")
             // Without this variable the Tauri webview never accepts the automation session.
             .env("TAURI_WEBVIEW_AUTOMATION", "true")
             .env("DISPLAY", display)

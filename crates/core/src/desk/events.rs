@@ -5,35 +5,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 
-/// State of one account's registration.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RegistrationState {
-    /// Not registered (not started yet, or removed).
-    Unregistered,
-    /// A REGISTER is under way.
-    Registering,
-    /// The registrar accepted our binding.
-    Registered,
-    /// Registration failed; `reason` says why.
-    Failed,
-}
-
-/// Registration state with its details, as shown in status replies and events.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Registration {
-    /// The state.
-    pub state: RegistrationState,
-    /// Seconds the registrar granted, when registered.
-    pub expires: Option<u32>,
-    /// Stable reason code when failed or unregistered by an event (e.g. `auth_rejected`).
-    pub reason: Option<&'static str>,
-}
-
-impl Registration {
-    /// The state of an account nothing has registered yet.
-    pub const UNREGISTERED: Registration = Registration { state: RegistrationState::Unregistered, expires: None, reason: None };
-}
+pub use crate::sip::registration::{Registration, RegistrationState};
 
 /// One event, tagged by `event`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -9,6 +9,7 @@ mod status;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -19,6 +20,7 @@ pub use channel::handle_line;
 pub use events::{now_ms, Event, EventEnvelope, Registration, RegistrationState};
 pub use status::{AccountStatus, DeskStatus, ErrorInfo, UiSettings};
 
+use crate::sip::registration::{self, Policy, Update};
 use crate::store::{self, Account, AccountDraft, InstanceLock, Store, StoreError};
 
 /// How often a running desk looks for changes other processes made to the database.
@@ -69,12 +71,19 @@ struct Inner {
     instance: Mutex<Option<InstanceLock>>,
     instance_error: Mutex<Option<ErrorInfo>>,
     stop: Notify,
+    /// Set by `start`: where registration tasks run. Unset, the desk only manages the store.
+    runtime: Mutex<Option<tokio::runtime::Handle>>,
+    registrations: Mutex<BTreeMap<i64, registration::Handle>>,
+    generation: AtomicU64,
+    policy: Policy,
 }
 
 /// An account the desk has loaded, with its registration state.
 struct Loaded {
     account: Account,
     registration: Registration,
+    /// Which registration task speaks for it (an edit starts a new one).
+    generation: u64,
 }
 
 impl Desk {
@@ -99,6 +108,10 @@ impl Desk {
                 instance: Mutex::new(None),
                 instance_error: Mutex::new(None),
                 stop: Notify::new(),
+                runtime: Mutex::new(None),
+                registrations: Mutex::new(BTreeMap::new()),
+                generation: AtomicU64::new(0),
+                policy: Policy::default(),
             }),
         }
     }
@@ -112,6 +125,7 @@ impl Desk {
             err
         })?;
         *lock_or_recover(&self.inner.instance) = Some(lock);
+        *lock_or_recover(&self.inner.runtime) = Some(tokio::runtime::Handle::current());
         if let Err(e) = &*self.store() {
             self.emit(Event::StoreError { code: e.code, message: e.message.clone() });
         }
@@ -121,9 +135,17 @@ impl Desk {
         Ok(())
     }
 
-    /// Stops following the database and releases the instance lock.
+    /// Removes every binding (Expires: 0, all at once, within about 2 s), stops following the
+    /// database and releases the instance lock.
     pub async fn shutdown(&self) {
         self.inner.stop.notify_waiters();
+        *lock_or_recover(&self.inner.runtime) = None;
+        let handles: Vec<_> = std::mem::take(&mut *lock_or_recover(&self.inner.registrations)).into_values().collect();
+        let mut set = tokio::task::JoinSet::new();
+        for h in handles {
+            set.spawn(h.stop());
+        }
+        while set.join_next().await.is_some() {}
         *lock_or_recover(&self.inner.instance) = None;
     }
 
@@ -238,18 +260,19 @@ impl Desk {
         let env = self.inner.env_account.clone().unwrap_or(None);
         let wanted: BTreeMap<i64, Account> = store::merge_env_account(stored, env).into_iter().map(|a| (a.id, a)).collect();
         let mut changes = Vec::new();
+        let mut to_stop = Vec::new();
+        let mut to_start = Vec::new();
         {
             let mut loaded = lock_or_recover(&self.inner.loaded);
-            loaded.retain(|id, l| match wanted.get(id) {
-                Some(a) if *a == l.account => true,
-                Some(_) => {
-                    changes.push(Event::AccountUnloaded { account_id: *id, reason: "edited" });
-                    false
-                }
-                None => {
-                    changes.push(Event::AccountUnloaded { account_id: *id, reason: "deactivated" });
-                    false
-                }
+            loaded.retain(|id, l| {
+                let reason = match wanted.get(id) {
+                    Some(a) if *a == l.account => return true,
+                    Some(_) => "edited",
+                    None => "deactivated",
+                };
+                changes.push(Event::AccountUnloaded { account_id: *id, reason });
+                to_stop.push(*id);
+                false
             });
             for (id, account) in wanted {
                 if loaded.contains_key(&id) {
@@ -269,13 +292,55 @@ impl Desk {
                     username: account.username.clone(),
                     protocol: account.protocol.as_str(),
                 });
-                loaded.insert(id, Loaded { account, registration: Registration::UNREGISTERED });
+                let generation = self.inner.generation.fetch_add(1, Ordering::Relaxed) + 1;
+                to_start.push((account.clone(), generation));
+                loaded.insert(id, Loaded { account, registration: Registration::UNREGISTERED, generation });
             }
         }
         for event in changes {
             self.emit(event);
         }
         self.emit(Event::AccountsChanged);
+        self.restart_registrations(to_stop, to_start);
+    }
+
+    /// Stops the tasks of unloaded accounts (each unregisters) and starts tasks for new ones.
+    fn restart_registrations(&self, to_stop: Vec<i64>, to_start: Vec<(Account, u64)>) {
+        let Some(rt) = lock_or_recover(&self.inner.runtime).clone() else { return };
+        let mut running = lock_or_recover(&self.inner.registrations);
+        for id in to_stop {
+            if let Some(h) = running.remove(&id) {
+                rt.spawn(h.stop());
+            }
+        }
+        for (account, generation) in to_start {
+            let id = account.id;
+            let desk = self.clone();
+            let on_update: registration::OnUpdate = Arc::new(move |u| desk.apply_update(u));
+            let _guard = rt.enter();
+            running.insert(id, registration::spawn(account, generation, self.inner.policy.clone(), on_update));
+        }
+    }
+
+    /// Records a registration task's state change and publishes it.
+    fn apply_update(&self, u: Update) {
+        {
+            let mut loaded = lock_or_recover(&self.inner.loaded);
+            match loaded.get_mut(&u.account_id) {
+                Some(l) if l.generation == u.generation => l.registration = u.registration.clone(),
+                // A task replaced by an edit: only its final "unregistered" is still news.
+                Some(_) => return,
+                None if u.registration.state != RegistrationState::Unregistered => return,
+                None => {}
+            }
+        }
+        if u.registration.state == RegistrationState::Registered && u.account_id != store::ENV_ACCOUNT_ID {
+            if let Err(e) = self.with_store_mut(|s| s.record_registered(u.account_id)) {
+                tracing::warn!(account_id = u.account_id, "cannot record the registration time: {}", e.message);
+            }
+        }
+        tracing::info!(account_id = u.account_id, state = ?u.registration.state, expires = ?u.registration.expires, reason = ?u.registration.reason, "registration");
+        self.emit(Event::Registration { account_id: u.account_id, registration: u.registration });
     }
 
     /// Polls `PRAGMA data_version` so edits by other processes take effect live.

@@ -10,7 +10,8 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use rand::Rng;
-use tokio::sync::mpsc;
+use std::sync::Arc;
+
 use tokio::task::JoinHandle;
 use tokio::time::{sleep_until, Instant};
 use tokio_util::sync::CancellationToken;
@@ -20,8 +21,37 @@ use super::message;
 use super::request::{self, RegisterParams};
 use super::transaction::{self, Event, Inbox, Outcome, Timers};
 use super::transport::{route_local_ip, Flow};
-use crate::desk::{Registration, RegistrationState};
 use crate::store::{Account, Protocol};
+
+/// State of one account's registration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RegistrationState {
+    /// Not registered (not started yet, or removed).
+    Unregistered,
+    /// A REGISTER is under way.
+    Registering,
+    /// The registrar accepted our binding.
+    Registered,
+    /// Registration failed; `reason` says why.
+    Failed,
+}
+
+/// Registration state with its details, as shown in status replies and events.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Registration {
+    /// The state.
+    pub state: RegistrationState,
+    /// Seconds the registrar granted, when registered.
+    pub expires: Option<u32>,
+    /// Stable reason code when failed or unregistered by an event (e.g. `auth_rejected`).
+    pub reason: Option<&'static str>,
+}
+
+impl Registration {
+    /// The state of an account nothing has registered yet.
+    pub const UNREGISTERED: Registration = Registration { state: RegistrationState::Unregistered, expires: None, reason: None };
+}
 
 /// Timing of the registration; [`Policy::default`] holds the values in the module docs.
 #[derive(Debug, Clone)]
@@ -70,6 +100,9 @@ pub struct Update {
     pub registration: Registration,
 }
 
+/// Receives every state change, in order, from the registration's own task.
+pub type OnUpdate = Arc<dyn Fn(Update) + Send + Sync>;
+
 /// A running registration; [`Handle::stop`] unregisters and ends it.
 pub struct Handle {
     cancel: CancellationToken,
@@ -87,7 +120,7 @@ impl Handle {
 }
 
 /// Starts registering `account`; state changes go to `updates`.
-pub fn spawn(account: Account, generation: u64, policy: Policy, updates: mpsc::UnboundedSender<Update>) -> Handle {
+pub fn spawn(account: Account, generation: u64, policy: Policy, updates: OnUpdate) -> Handle {
     let cancel = CancellationToken::new();
     let engine = Engine {
         call_id: format!("{}@sipdesk", request::token(24)),
@@ -129,7 +162,7 @@ struct Engine {
     account: Account,
     generation: u64,
     policy: Policy,
-    updates: mpsc::UnboundedSender<Update>,
+    updates: OnUpdate,
     cancel: CancellationToken,
     call_id: String,
     from_tag: String,
@@ -442,7 +475,7 @@ impl Engine {
             return;
         }
         self.last_state = Some(registration.clone());
-        let _ = self.updates.send(Update { account_id: self.account.id, generation: self.generation, registration });
+        (self.updates)(Update { account_id: self.account.id, generation: self.generation, registration });
     }
 }
 
