@@ -2,7 +2,9 @@
 //! real programs the tests start (WebKitWebDriver and Xvfb now; Kamailio and baresip later).
 
 pub mod events_schema;
+pub mod kamailio;
 pub mod sipdesk;
+pub mod sipp;
 pub mod webdriver;
 
 use std::path::PathBuf;

@@ -132,6 +132,7 @@ pub fn spawn(account: Account, generation: u64, policy: Policy, updates: OnUpdat
         updates,
         cancel: cancel.clone(),
         last_state: None,
+        local_port: None,
     };
     Handle { cancel, join: tokio::spawn(engine.run()) }
 }
@@ -168,6 +169,8 @@ struct Engine {
     from_tag: String,
     cseq: u32,
     last_state: Option<Registration>,
+    /// The UDP port of the last flow, reused so the Contact stays the same.
+    local_port: Option<u16>,
 }
 
 /// What a live session needs to keep.
@@ -202,7 +205,10 @@ impl Engine {
                 Retry::Rejected => self.policy.retry_after_rejection,
                 Retry::Never => Duration::MAX,
             };
-            tracing::info!(account_id = self.account.id, reason = fail.reason, "registration failed; retrying in {:.1} s", wait.as_secs_f32());
+            match fail.retry {
+                Retry::Never => tracing::warn!(account_id = self.account.id, reason = fail.reason, "registration failed; not retrying until the account is changed"),
+                _ => tracing::info!(account_id = self.account.id, reason = fail.reason, "registration failed; retrying in {:.1} s", wait.as_secs_f32()),
+            }
             if !self.wait_or_network_back(wait, last_local).await {
                 self.report(RegistrationState::Unregistered, None, Some("shutdown"));
                 return;
@@ -237,7 +243,7 @@ impl Engine {
         *last_local = route_local_ip(remote).await;
         let (flow, rx) = tokio::select! {
             _ = self.cancel.cancelled() => return None,
-            r = Flow::connect(self.account.protocol, remote) => match r {
+            r = Flow::connect(self.account.protocol, remote, self.local_port) => match r {
                 Ok(x) => x,
                 Err(e) => {
                     tracing::warn!(account_id = self.account.id, %remote, "cannot reach the SIP server: {e}");
@@ -246,6 +252,9 @@ impl Engine {
             },
         };
         let public = flow.local();
+        if flow.proto() == Protocol::Udp {
+            self.local_port = Some(public.port());
+        }
         let mut s = Session { flow, inbox: Inbox::new(rx), public };
         let result = self.registered_loop(&mut s, delay).await;
         s.flow.close().await;

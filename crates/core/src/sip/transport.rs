@@ -51,12 +51,22 @@ enum Writer {
 
 impl Flow {
     /// Opens a flow to `remote` and starts its reader; inbound traffic arrives on the receiver.
-    pub async fn connect(proto: Protocol, remote: SocketAddr) -> std::io::Result<(Flow, mpsc::Receiver<Inbound>)> {
+    ///
+    /// A UDP flow binds `reuse_port` when given and free, so a reconnecting account keeps its
+    /// Contact (and the registrar replaces its binding instead of gaining a stale one).
+    pub async fn connect(proto: Protocol, remote: SocketAddr, reuse_port: Option<u16>) -> std::io::Result<(Flow, mpsc::Receiver<Inbound>)> {
         let (tx, rx) = mpsc::channel(64);
         let flow = match proto {
             Protocol::Udp => {
-                let bind: SocketAddr = if remote.is_ipv6() { "[::]:0".parse() } else { "0.0.0.0:0".parse() }.expect("literal");
-                let sock = Arc::new(UdpSocket::bind(bind).await?);
+                let any: std::net::IpAddr = if remote.is_ipv6() { std::net::Ipv6Addr::UNSPECIFIED.into() } else { std::net::Ipv4Addr::UNSPECIFIED.into() };
+                let sock = match reuse_port {
+                    Some(p) => match UdpSocket::bind(SocketAddr::new(any, p)).await {
+                        Ok(s) => s,
+                        Err(_) => UdpSocket::bind(SocketAddr::new(any, 0)).await?,
+                    },
+                    None => UdpSocket::bind(SocketAddr::new(any, 0)).await?,
+                };
+                let sock = Arc::new(sock);
                 sock.connect(remote).await?;
                 tokio::spawn(read_udp(sock.clone(), tx));
                 Flow { proto, local: sock.local_addr()?, remote, writer: Writer::Udp(sock) }
@@ -124,7 +134,12 @@ pub async fn route_local_ip(remote: SocketAddr) -> Option<std::net::IpAddr> {
 async fn read_udp(sock: Arc<UdpSocket>, tx: mpsc::Sender<Inbound>) {
     let mut buf = vec![0u8; MAX_DATAGRAM];
     loop {
-        let item = match sock.recv(&mut buf).await {
+        // End with the flow: otherwise this task would keep the socket (and its port) forever.
+        let received = tokio::select! {
+            r = sock.recv(&mut buf) => r,
+            _ = tx.closed() => return,
+        };
+        let item = match received {
             Ok(n) => match parse(&buf[..n]) {
                 Some(m) => Inbound::Message(m),
                 None => continue,
@@ -146,7 +161,11 @@ async fn read_tcp(mut read: tokio::net::tcp::OwnedReadHalf, write: Arc<Mutex<tok
     let mut framer = StreamFramer::default();
     let mut buf = vec![0u8; 16 * 1024];
     let reason = loop {
-        let n = match read.read(&mut buf).await {
+        let read_result = tokio::select! {
+            r = read.read(&mut buf) => r,
+            _ = tx.closed() => return,
+        };
+        let n = match read_result {
             Ok(0) => break "connection closed by the server".to_string(),
             Ok(n) => n,
             Err(e) => break format!("connection error: {e}"),
