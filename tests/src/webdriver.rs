@@ -1,6 +1,8 @@
 //! A tiny W3C WebDriver client for driving the built app in its real webview (sessions,
-//! elements, scripts, screenshots), plus the Xvfb display and `WebKitWebDriver` it talks to.
+//! elements, scripts, screenshots), plus the Xvfb display and `WebKitWebDriver` it talks to,
+//! and the private world ([`Desk`]) a UI test runs the app in.
 
+mod desk;
 mod programs;
 
 use std::time::{Duration, Instant};
@@ -8,6 +10,7 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use serde_json::{json, Value};
 
+pub use desk::{app_bin, cli_built, save_screenshot, screenshot_dir, ui_dict, ui_text, Desk, PROGRAMS, WAIT};
 pub use programs::{have_program, WebKitDriver, Xvfb};
 
 /// The W3C key of an element reference in JSON.

@@ -7,20 +7,17 @@
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use serde_json::{Map, Value};
-use sipdesk_e2e::webdriver::{wait_until, Session, WebKitDriver, Xvfb};
-use sipdesk_e2e::{in_ci, repo_root, require_programs, sipdesk, target_profile_dir};
+use sipdesk_e2e::repo_root;
+use sipdesk_e2e::webdriver::{save_screenshot, ui_dict, Desk, Session, WAIT};
 
+const TEST: &str = "ui_settings";
 const PASSWORD: &str = "s3cret-Pa55";
 const MASK: &str = "••••••••";
-const WAIT: Duration = Duration::from_secs(20);
 
 fn dict(lang: &str) -> Map<String, Value> {
-    let path = repo_root().join(format!("ui/src/i18n/{lang}.json"));
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    ui_dict(lang)
 }
 
 fn en(key: &str) -> String {
@@ -29,65 +26,6 @@ fn en(key: &str) -> String {
 
 fn zh(key: &str) -> String {
     dict("zh-CN")[key].as_str().unwrap().to_string()
-}
-
-/// The built app: `SIPDESK_APP_BIN`, else the debug build in `CARGO_TARGET_DIR`, beside this
-/// test, or in the shared target dir.
-fn app_bin() -> PathBuf {
-    if let Some(p) = std::env::var_os("SIPDESK_APP_BIN") {
-        return PathBuf::from(p);
-    }
-    let target = std::env::var_os("CARGO_TARGET_DIR").map(|t| PathBuf::from(t).join("debug"));
-    let home =
-        std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/sipdesk/target/debug"));
-    let candidates: Vec<PathBuf> = [target, Some(target_profile_dir()), home]
-        .into_iter()
-        .flatten()
-        .map(|dir| dir.join("sipdesk-app"))
-        .collect();
-    candidates
-        .iter()
-        .find(|p| p.is_file())
-        .unwrap_or(&candidates[0])
-        .clone()
-}
-
-fn screenshot_dir() -> PathBuf {
-    let dir = match std::env::var_os("SIPDESK_SCREENSHOT_DIR") {
-        Some(d) => PathBuf::from(d),
-        None => std::env::var_os("CARGO_TARGET_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| repo_root().join("target"))
-            .join("screenshots"),
-    };
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn save_screenshot(s: &Session, name: &str) {
-    s.settle().expect("page settles");
-    let png = s.screenshot().expect("screenshot");
-    assert!(png.starts_with(b"\x89PNG"), "screenshot is not a PNG");
-    let path = screenshot_dir().join(name);
-    std::fs::write(&path, png).unwrap();
-    println!("screenshot: {}", path.display());
-}
-
-/// Whether this machine can run the test; without CI a missing piece is a loud skip.
-fn prerequisites(app: &Path) -> bool {
-    if !require_programs("ui_settings", &["WebKitWebDriver", "Xvfb", "dbus-run-session"]) {
-        return false;
-    }
-    if app.is_file() {
-        return true;
-    }
-    let msg = format!(
-        "ui_settings: needs the app {} (build it: npx --prefix ui tauri build --debug --no-bundle)",
-        app.display()
-    );
-    assert!(!in_ci(), "{msg}");
-    eprintln!("SKIP {msg}");
-    false
 }
 
 fn assert_no_password_in_dom(s: &Session) {
@@ -115,105 +53,11 @@ fn fill_form(s: &Session, name: &str, host: &str, port: &str, user: &str) {
     s.set("#f-password", PASSWORD).unwrap();
 }
 
-/// The app's world for one test: a private HOME and database, a display and a driver.
-/// Fields drop in order: the driver (and the app) before the display, then the files.
-struct Desk {
-    driver: WebKitDriver,
-    _xvfb: Xvfb,
-    app: PathBuf,
-    db: PathBuf,
-    _tmp: tempfile::TempDir,
-}
-
-impl Desk {
-    /// None (after a loud SKIP) when this machine cannot run the app; `prepare` may write the database.
-    fn start(prepare: impl FnOnce(&Path)) -> Option<Desk> {
-        let app = app_bin();
-        if !prerequisites(&app) {
-            return None;
-        }
-        let tmp = tempfile::tempdir().unwrap();
-        let home = tmp.path().join("home");
-        let data = home.join(".local/share");
-        std::fs::create_dir_all(&data).unwrap();
-        let db = tmp.path().join("sipdesk.db");
-        prepare(&db);
-        let path = |p: PathBuf| p.to_str().unwrap().to_string();
-        let env = [
-            ("SIPDESK_DB", path(db.clone())),
-            ("SIPDESK_SECRET_STORE", "file".into()),
-            ("LANG", "en_US.UTF-8".into()),
-            ("LC_ALL", "en_US.UTF-8".into()),
-            ("HOME", path(home.clone())),
-            ("XDG_DATA_HOME", path(data)),
-            ("XDG_CONFIG_HOME", path(home.join(".config"))),
-            ("XDG_CACHE_HOME", path(home.join(".cache"))),
-        ];
-        let xvfb = Xvfb::start().expect("Xvfb");
-        let driver = WebKitDriver::start(xvfb.display(), &env).expect("WebKitWebDriver");
-        Some(Desk {
-            driver,
-            _xvfb: xvfb,
-            app,
-            db,
-            _tmp: tmp,
-        })
-    }
-
-    /// Runs the headless `sipdesk` CLI on the same database beside the app (None, outside CI,
-    /// when it is not built).
-    fn cli(&self, args: &[&str]) -> Option<std::process::Output> {
-        let built = std::env::var_os("SIPDESK_BIN")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| target_profile_dir().join("sipdesk"))
-            .is_file();
-        if !built && !in_ci() {
-            eprintln!("SKIP ui_settings live-update step: the sipdesk CLI is not built");
-            return None;
-        }
-        Some(
-            sipdesk::command(&self.db)
-                .args(args)
-                .output()
-                .expect("run sipdesk"),
-        )
-    }
-
-    /// Opens the app and waits for its Settings screen.
-    fn launch(&self) -> Session {
-        let s = self
-            .driver
-            .launch(&self.app)
-            .expect("WebDriver session with the app");
-        s.wait_for("#settings", WAIT).unwrap_or_else(|e| {
-            panic!("the app shows no Settings screen ({e}); a plain `cargo build` points at the dev server, build with tauri build")
-        });
-        s
-    }
-
-    /// Closes the app and waits until it has exited: it holds `<db>.lock` while it runs.
-    fn close(&self, s: Session) {
-        s.delete().unwrap();
-        let lock = self.db.with_file_name("sipdesk.db.lock");
-        wait_until(WAIT, "the app to exit", || {
-            let Ok(file) = std::fs::OpenOptions::new()
-                .read(true)
-                .write(true)
-                .open(&lock)
-            else {
-                return Some(());
-            };
-            file.try_lock().ok()
-        })
-        .unwrap();
-    }
-}
-
 #[test]
 fn broken_database_still_opens_with_a_banner() {
-    let Some(desk) =
-        Desk::start(|db| std::fs::write(db, b"this is not an SQLite database, just text").unwrap())
-    else {
+    let Some(desk) = Desk::start(TEST, &[], |db| {
+        std::fs::write(db, b"this is not an SQLite database, just text").unwrap()
+    }) else {
         return;
     };
     let s = desk.launch();
@@ -229,7 +73,7 @@ fn broken_database_still_opens_with_a_banner() {
 
 #[test]
 fn settings_screen_in_the_real_webview() {
-    let Some(desk) = Desk::start(|_| ()) else {
+    let Some(desk) = Desk::start(TEST, &[], |_| ()) else {
         return;
     };
 

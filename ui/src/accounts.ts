@@ -1,7 +1,7 @@
 // The SIP account list card: one row per account, with a two-step delete.
 import { h } from "./dom";
 import { t, tCode } from "./i18n";
-import { accountName, regReason, regText, statusDot } from "./status";
+import { accountName, regExpiry, regReason, regText, statusDot } from "./status";
 import type { AccountView, ApiError } from "./types";
 
 const COLUMNS = [
@@ -99,9 +99,12 @@ function passwordCell(a: AccountView): HTMLElement {
     : h("span", { class: "muted" }, t("accounts.password_not_set"));
 }
 
+/** Under the state: why it failed (or ended), else the granted expiry while registered. */
 function reasonLine(a: AccountView): HTMLElement | null {
   const reason = regReason(a);
-  return reason ? h("div", { class: "reg-reason" }, reason) : null;
+  if (reason) return h("div", { class: "reg-reason" }, reason);
+  const expiry = regExpiry(a);
+  return expiry ? h("div", { class: "reg-expiry muted" }, expiry) : null;
 }
 
 function actions(a: AccountView, act: ListActions): HTMLElement[] {

@@ -1,7 +1,7 @@
 // App header: name, and the default account's registration with a count of the other accounts.
 import { h } from "./dom";
 import { t } from "./i18n";
-import { accountName, regReason, regText, statusDot } from "./status";
+import { accountName, regExpiry, regReason, regText, statusDot } from "./status";
 import type { DeskStatus } from "./types";
 
 export function renderHeader(status: DeskStatus | null): HTMLElement {
@@ -22,10 +22,12 @@ function headerStatus(status: DeskStatus | null): (HTMLElement | string)[] {
   }
   const others = accounts.length - 1;
   const reason = regReason(def);
+  const expiry = regExpiry(def);
   return [
     statusDot(def),
     h("span", { id: "header-reg-state", class: "header-state" }, regText(def)),
-    reason ? h("span", { class: "header-reason" }, reason) : "",
+    reason ? h("span", { id: "header-reg-reason", class: "header-reason" }, reason) : "",
+    expiry ? h("span", { id: "header-reg-expiry", class: "header-expiry" }, expiry) : "",
     h("span", { class: "header-account" }, accountName(def)),
     others > 0
       ? h("span", { id: "header-others", class: "header-others" }, others === 1 ? t("header.other_accounts_one") : t("header.other_accounts", { n: others }))

@@ -11,6 +11,13 @@ export function regText(a: AccountView): string {
   return a.is_active ? tCode("reg.state", a.registration.state) : t("accounts.inactive");
 }
 
+/** The expiry the registrar granted, while registered: "expiry 10 s", "expiry 60 min". */
+export function regExpiry(a: AccountView): string | null {
+  const { state, expires } = a.registration;
+  if (!a.is_active || state !== "registered" || expires === null) return null;
+  return expires >= 600 ? t("reg.expires_min", { n: Math.round(expires / 60) }) : t("reg.expires_s", { n: expires });
+}
+
 /** Why the last registration failed or ended, if the core said. */
 export function regReason(a: AccountView): string | null {
   const reason = a.is_active ? a.registration.reason : null;

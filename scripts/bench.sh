@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Benchmarks: print figures (never part of the tests). Builds the release binary first.
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/sipdesk/target}"
+bash "$root/scripts/deps.sh" test
+cd "$root"
+cargo build --locked --release -p sipdesk-core --bins
+SIPDESK_BIN="$CARGO_TARGET_DIR/release/sipdesk" cargo bench --locked -p sipdesk-e2e --bench registration
