@@ -1,4 +1,4 @@
-//! A real Kamailio registrar for the tests, on 127.0.0.1 and a free port, with digest users in
+//! A real Kamailio registrar for the tests, on 127.0.0.1 (or ::1) and a free port, with digest users in
 //! an htable (tests/kamailio/registrar.cfg). It can be stopped and restarted on the same port,
 //! and `kamcmd ul.dump` shows its bindings.
 
@@ -21,11 +21,13 @@ pub struct Config {
     pub max_expires: u32,
     /// Digest algorithm: `MD5` or `SHA-256`.
     pub algorithm: &'static str,
+    /// Listen on ::1 instead of 127.0.0.1.
+    pub ipv6: bool,
 }
 
 impl Default for Config {
     fn default() -> Config {
-        Config { users: vec![("1001".into(), "pw-1001".into())], min_expires: 0, max_expires: 10, algorithm: "MD5" }
+        Config { users: vec![("1001".into(), "pw-1001".into())], min_expires: 0, max_expires: 10, algorithm: "MD5", ipv6: false }
     }
 }
 
@@ -41,10 +43,12 @@ impl Kamailio {
     /// Starts a registrar on a port free for both UDP and TCP.
     pub fn start(cfg: &Config) -> Kamailio {
         let dir = tempfile::tempdir().expect("tempdir");
-        let port = free_udp_tcp_port();
+        let ip = if cfg.ipv6 { "::1" } else { "127.0.0.1" };
+        let port = free_port_on(ip);
         let users: String = cfg.users.iter().map(|(u, p)| format!("\t$sht(users=>{u}) = \"{p}\";\n")).collect();
         let text = std::fs::read_to_string(crate::repo_root().join("tests/kamailio/registrar.cfg")).expect("registrar.cfg")
             .replace("{{NAME}}", &format!("kam{port}"))
+            .replace("{{ADDR}}", if cfg.ipv6 { "[::1]" } else { "127.0.0.1" })
             .replace("{{PORT}}", &port.to_string())
             .replace("{{CTL}}", &dir.path().join("ctl.sock").display().to_string())
             .replace("{{MIN_EXPIRES}}", &cfg.min_expires.to_string())
@@ -138,12 +142,17 @@ impl Drop for Kamailio {
 
 /// A port that is free for both UDP and TCP on 127.0.0.1.
 pub fn free_udp_tcp_port() -> u16 {
+    free_port_on("127.0.0.1")
+}
+
+/// A port that is free for both UDP and TCP on `ip`.
+pub fn free_port_on(ip: &str) -> u16 {
     for _ in 0..100 {
-        let tcp = TcpListener::bind("127.0.0.1:0").expect("bind tcp");
+        let tcp = TcpListener::bind((ip, 0)).expect("bind tcp");
         let port = tcp.local_addr().expect("addr").port();
-        if UdpSocket::bind(("127.0.0.1", port)).is_ok() {
+        if UdpSocket::bind((ip, port)).is_ok() {
             return port;
         }
     }
-    panic!("no free port for both UDP and TCP");
+    panic!("no free port for both UDP and TCP on {ip}");
 }

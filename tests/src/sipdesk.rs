@@ -135,27 +135,23 @@ impl Running {
 
     /// Sends SIGTERM and waits for the exit.
     pub fn terminate(mut self, timeout: Duration) -> (ExitStatus, String) {
-        let pid = self.child.id() as i32;
         // SAFETY: sending a signal to our own child process.
-        unsafe { libc::kill(pid, libc::SIGTERM) };
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("wait") {
-                return (status, self.stderr_text());
-            }
-            assert!(Instant::now() < deadline, "sipdesk did not stop within {timeout:?} of SIGTERM");
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        self.wait_exit_within(timeout, "of SIGTERM")
     }
 
     /// Waits for the process to exit by itself.
     pub fn wait_exit(mut self, timeout: Duration) -> (ExitStatus, String) {
+        self.wait_exit_within(timeout, "")
+    }
+
+    fn wait_exit_within(&mut self, timeout: Duration, what: &str) -> (ExitStatus, String) {
         let deadline = Instant::now() + timeout;
         loop {
             if let Some(status) = self.child.try_wait().expect("wait") {
                 return (status, self.stderr_text());
             }
-            assert!(Instant::now() < deadline, "sipdesk did not exit within {timeout:?}");
+            assert!(Instant::now() < deadline, "sipdesk did not stop within {timeout:?} {what}");
             std::thread::sleep(Duration::from_millis(20));
         }
     }

@@ -167,3 +167,22 @@ fn deactivating_beside_a_running_instance_removes_the_binding() {
     assert!(command(&db).args(["account", "activate", &id.to_string()]).status().unwrap().success());
     run.wait_next("registered again", WAIT, state(id, "registered"));
 }
+
+#[test]
+fn an_ipv6_server_fails_clearly_and_once() {
+    // rsip 0.4 cannot parse IPv6 references, so IPv6 servers are refused with a clear log line
+    // (no retry loop) until the message layer can carry them.
+    let (_d, db) = temp_db();
+    let id = add_account(&db, &["--host", "::1", "--port", "5060", "--user", "1001", "--protocol", "udp", "--interval", "60", "--activate"], "pw-1001");
+    let mut run = Running::start(&db, &[], &[]);
+    let loaded = run.wait_for("loaded", WAIT, |v| v["event"] == "account_loaded" && v["account_id"] == id);
+    assert_eq!(loaded["server"], "[::1]:5060");
+    let failed = run.wait_for("failed", WAIT, state(id, "failed"));
+    assert_eq!(failed["reason"], "server_error");
+    std::thread::sleep(Duration::from_secs(3));
+    let attempts = run.seen().iter().filter(|v| state(id, "registering")(v)).count();
+    assert_eq!(attempts, 1, "no retry loop");
+    let (status, stderr) = run.terminate(Duration::from_secs(3));
+    assert!(status.success());
+    assert!(stderr.contains("IPv6 SIP servers are not supported yet"), "{stderr}");
+}

@@ -240,6 +240,11 @@ impl Engine {
     /// One connection's life. None when stopped (after unregistering).
     async fn session(&mut self, delay: &mut Duration, last_local: &mut Option<IpAddr>) -> Option<Fail> {
         let Some(remote) = self.resolve().await else { return Some(Fail::backoff("unreachable")) };
+        if remote.is_ipv6() {
+            // rsip 0.4 cannot parse IPv6 references ([::1]:5060) in Via, Contact or URIs.
+            tracing::error!(account_id = self.account.id, %remote, "IPv6 SIP servers are not supported yet; use an IPv4 address or a name that resolves to one");
+            return Some(Fail { reason: "server_error", retry: Retry::Never });
+        }
         *last_local = route_local_ip(remote).await;
         let (flow, rx) = tokio::select! {
             _ = self.cancel.cancelled() => return None,
