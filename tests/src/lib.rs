@@ -1,8 +1,10 @@
 //! Harness for SipDesk's end-to-end tests: the built programs, the EVENTS.md schema, and the
-//! real programs the tests start (WebKitWebDriver and Xvfb now; Kamailio and baresip later).
+//! real programs the tests start (WebKitWebDriver under Xvfb, Kamailio, SIPp) and the scripted
+//! peer used for bad input and timing.
 
 pub mod events_schema;
 pub mod kamailio;
+pub mod scripted_peer;
 pub mod sipdesk;
 pub mod sipp;
 pub mod webdriver;

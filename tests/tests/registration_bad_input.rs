@@ -3,11 +3,12 @@
 //! registration state stays right. Also feeds the RFC 4475 torture messages to a registered desk.
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::net::TcpListener;
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{json, Value};
+use sipdesk_e2e::scripted_peer::{contact_uri, header, response, Peer};
 use sipdesk_e2e::sipdesk::{add_account, Running};
 
 fn state(id: i64, state: &'static str) -> impl Fn(&Value) -> bool {
@@ -18,80 +19,6 @@ fn temp_db() -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("desk.db");
     (dir, db)
-}
-
-/// A UDP peer playing registrar, one datagram at a time.
-struct Peer {
-    sock: UdpSocket,
-    client: Option<SocketAddr>,
-}
-
-impl Peer {
-    fn new() -> Peer {
-        let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
-        sock.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        Peer { sock, client: None }
-    }
-
-    fn port(&self) -> u16 {
-        self.sock.local_addr().unwrap().port()
-    }
-
-    /// The next REGISTER that `accept` likes (retransmissions and others are skipped).
-    fn register(&mut self, accept: impl Fn(&str) -> bool) -> String {
-        let mut buf = vec![0u8; 65536];
-        let end = Instant::now() + Duration::from_secs(15);
-        loop {
-            assert!(Instant::now() < end, "no suitable REGISTER arrived");
-            let (n, from) = self.sock.recv_from(&mut buf).expect("a REGISTER");
-            let text = String::from_utf8_lossy(&buf[..n]).into_owned();
-            if text.starts_with("REGISTER ") && accept(&text) {
-                self.client = Some(from);
-                return text;
-            }
-        }
-    }
-
-    fn send(&self, bytes: &[u8]) {
-        self.sock.send_to(bytes, self.client.expect("a client")).unwrap();
-    }
-
-    /// A response to `req` with the given status line and extra header lines.
-    fn reply(&self, req: &str, status: &str, extra: &[&str]) {
-        self.send(response(req, status, extra).as_bytes());
-    }
-
-    /// Waits for any datagram (a reply of the desk) for up to `t`.
-    fn recv_within(&self, t: Duration) -> Option<String> {
-        self.sock.set_read_timeout(Some(t)).unwrap();
-        let mut buf = vec![0u8; 65536];
-        let r = self.sock.recv_from(&mut buf).ok().map(|(n, _)| String::from_utf8_lossy(&buf[..n]).into_owned());
-        self.sock.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        r
-    }
-}
-
-fn header<'a>(msg: &'a str, name: &str) -> &'a str {
-    msg.lines().find(|l| l.to_ascii_lowercase().starts_with(&format!("{}:", name.to_ascii_lowercase()))).unwrap_or("")
-}
-
-fn response(req: &str, status: &str, extra: &[&str]) -> String {
-    let mut out = format!("SIP/2.0 {status}\r\n");
-    for h in ["Via", "From", "To", "Call-ID", "CSeq"] {
-        out.push_str(header(req, h));
-        out.push_str("\r\n");
-    }
-    for e in extra {
-        out.push_str(e);
-        out.push_str("\r\n");
-    }
-    out.push_str("Content-Length: 0\r\n\r\n");
-    out
-}
-
-fn contact_uri(req: &str) -> String {
-    let c = header(req, "Contact");
-    c[c.find('<').unwrap() + 1..c.find('>').unwrap()].to_string()
 }
 
 fn account(db: &std::path::Path, port: u16, proto: &str) -> i64 {

@@ -111,7 +111,7 @@ impl Desk {
                 runtime: Mutex::new(None),
                 registrations: Mutex::new(BTreeMap::new()),
                 generation: AtomicU64::new(0),
-                policy: Policy::default(),
+                policy: Policy::from_env(),
             }),
         }
     }

@@ -89,6 +89,20 @@ impl Default for Policy {
     }
 }
 
+impl Policy {
+    /// The defaults, with the keepalive period from `SIPDESK_KEEPALIVE_SECS` (5..=300) if set:
+    /// some NATs drop UDP mappings sooner than 25 s, and tests want a short period.
+    pub fn from_env() -> Policy {
+        let mut p = Policy::default();
+        match std::env::var("SIPDESK_KEEPALIVE_SECS").ok().map(|v| v.trim().parse::<u64>()) {
+            None => {}
+            Some(Ok(s)) if (5..=300).contains(&s) => p.keepalive_interval = Duration::from_secs(s),
+            Some(_) => tracing::warn!("SIPDESK_KEEPALIVE_SECS must be a whole number of seconds from 5 to 300; using 25"),
+        }
+        p
+    }
+}
+
 /// A state change reported to the desk.
 #[derive(Debug, Clone)]
 pub struct Update {

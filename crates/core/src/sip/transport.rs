@@ -60,10 +60,7 @@ impl Flow {
             Protocol::Udp => {
                 let any: std::net::IpAddr = if remote.is_ipv6() { std::net::Ipv6Addr::UNSPECIFIED.into() } else { std::net::Ipv4Addr::UNSPECIFIED.into() };
                 let sock = match reuse_port {
-                    Some(p) => match UdpSocket::bind(SocketAddr::new(any, p)).await {
-                        Ok(s) => s,
-                        Err(_) => UdpSocket::bind(SocketAddr::new(any, 0)).await?,
-                    },
+                    Some(p) => bind_again(SocketAddr::new(any, p)).await?,
                     None => UdpSocket::bind(SocketAddr::new(any, 0)).await?,
                 };
                 let sock = Arc::new(sock);
@@ -121,6 +118,19 @@ impl Flow {
             let _ = w.lock().await.shutdown().await;
         }
     }
+}
+
+/// Binds `addr` again; the previous flow's reader may need a moment to release it. Falls back
+/// to any free port of the same family.
+async fn bind_again(addr: SocketAddr) -> std::io::Result<UdpSocket> {
+    for _ in 0..10 {
+        if let Ok(s) = UdpSocket::bind(addr).await {
+            return Ok(s);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tracing::info!(port = addr.port(), "previous SIP port is taken; using a new one");
+    UdpSocket::bind(SocketAddr::new(addr.ip(), 0)).await
 }
 
 /// The local address the OS would use to reach `remote` (no packet is sent).
