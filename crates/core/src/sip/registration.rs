@@ -19,7 +19,8 @@ use tokio_util::sync::CancellationToken;
 use super::digest::{self, Answer, Challenge};
 use super::message;
 use super::request::{self, RegisterParams};
-use super::transaction::{self, Event, Inbox, Outcome, Timers};
+use super::endpoint::{Endpoint, FlowEvent};
+use super::transaction::{self, Outcome, Timers};
 use super::transport::{route_local_ip, Flow};
 use crate::store::{Account, Protocol};
 
@@ -189,8 +190,10 @@ struct Engine {
 
 /// What a live session needs to keep.
 struct Session {
-    flow: Flow,
-    inbox: Inbox,
+    ep: Endpoint,
+    events: tokio::sync::mpsc::Receiver<FlowEvent>,
+    /// Pongs received on this flow (TCP keepalive).
+    pongs: u64,
     public: SocketAddr,
 }
 
@@ -274,9 +277,10 @@ impl Engine {
         if flow.proto() == Protocol::Udp {
             self.local_port = Some(public.port());
         }
-        let mut s = Session { flow, inbox: Inbox::new(rx), public };
+        let (ep, events) = Endpoint::start(flow, rx);
+        let mut s = Session { ep, events, pongs: 0, public };
         let result = self.registered_loop(&mut s, delay).await;
-        s.flow.close().await;
+        s.ep.flow().close().await;
         result
     }
 
@@ -309,14 +313,20 @@ impl Engine {
                     }
                     keepalive_at = Instant::now() + self.policy.keepalive_interval;
                 }
-                ev = s.inbox.next(&s.flow) => match ev {
-                    Some(Event::Closed) => {
-                        tracing::warn!(account_id = self.account.id, "SIP connection lost: {}", s.inbox.closed.clone().unwrap_or_default());
+                ev = s.events.recv() => match ev {
+                    None | Some(FlowEvent::Closed(_)) => {
+                        let why = match ev { Some(FlowEvent::Closed(r)) => r, _ => "flow ended".into() };
+                        tracing::warn!(account_id = self.account.id, "SIP connection lost: {why}");
                         return Some(Fail { reason: "network_down", retry: Retry::Now });
                     }
-                    Some(Event::Unreachable) => return Some(Fail::backoff("unreachable")),
-                    Some(Event::Response(r)) => tracing::debug!(code = r.status_code.code(), "dropped a stray response"),
-                    None => {}
+                    Some(FlowEvent::Unreachable) => return Some(Fail::backoff("unreachable")),
+                    Some(FlowEvent::Pong) => s.pongs += 1,
+                    Some(FlowEvent::Request(req)) => {
+                        tokio::spawn({
+                            let ep = s.ep.clone();
+                            async move { transaction::answer_plainly(&ep, &req).await }
+                        });
+                    }
                 },
             }
         }
@@ -324,19 +334,20 @@ impl Engine {
 
     /// Checks the route and the path to the server; Some when the registration must restart.
     async fn keepalive(&mut self, s: &mut Session, ping_pongs: &mut Option<u64>) -> Option<Fail> {
-        match route_local_ip(s.flow.remote()).await {
+        let flow = s.ep.flow().clone();
+        match route_local_ip(flow.remote()).await {
             None => return Some(Fail::backoff("network_down")),
-            Some(ip) if ip != s.flow.local().ip() => {
+            Some(ip) if ip != flow.local().ip() => {
                 tracing::info!(account_id = self.account.id, "local address changed; registering again");
                 return Some(Fail { reason: "network_down", retry: Retry::Now });
             }
             Some(_) => {}
         }
-        match s.flow.proto() {
+        match flow.proto() {
             Protocol::Udp => {
                 self.cseq += 1;
-                let req = request::options(&self.account, s.flow.local(), Protocol::Udp, self.cseq, &request::branch()).ok()?;
-                match transaction::run(&s.flow, &mut s.inbox, &req, self.policy.keepalive_timeout, &self.policy.timers).await {
+                let req = request::options(&self.account, flow.local(), Protocol::Udp, self.cseq, &request::branch()).ok()?;
+                match transaction::run(&s.ep, &req, self.policy.keepalive_timeout, &self.policy.timers).await {
                     // Any answer, even 404 or 405, proves the path is open.
                     Outcome::Final(_) => None,
                     Outcome::Timeout => Some(Fail { reason: "timeout", retry: Retry::Now }),
@@ -346,13 +357,25 @@ impl Engine {
             }
             Protocol::Tcp => {
                 // A missing pong counts only once the server has shown it answers pings.
+                // Pongs that arrived while we were busy are still queued: count them first.
+                while let Ok(ev) = s.events.try_recv() {
+                    match ev {
+                        FlowEvent::Pong => s.pongs += 1,
+                        FlowEvent::Request(req) => {
+                            let ep = s.ep.clone();
+                            tokio::spawn(async move { transaction::answer_plainly(&ep, &req).await });
+                        }
+                        FlowEvent::Unreachable => return Some(Fail::backoff("unreachable")),
+                        FlowEvent::Closed(_) => return Some(Fail { reason: "network_down", retry: Retry::Now }),
+                    }
+                }
                 if let Some(before) = *ping_pongs {
-                    if s.inbox.pongs > 0 && s.inbox.pongs == before {
+                    if s.pongs > 0 && s.pongs == before {
                         return Some(Fail { reason: "timeout", retry: Retry::Now });
                     }
                 }
-                *ping_pongs = Some(s.inbox.pongs);
-                s.flow.send(b"\r\n\r\n").await.err().map(|_| Fail { reason: "network_down", retry: Retry::Now })
+                *ping_pongs = Some(s.pongs);
+                flow.send(b"\r\n\r\n").await.err().map(|_| Fail { reason: "network_down", retry: Retry::Now })
             }
         }
     }
@@ -366,7 +389,8 @@ impl Engine {
         let auth_user = if self.account.auth_username.is_empty() { self.account.username.clone() } else { self.account.auth_username.clone() };
         loop {
             self.cseq += 1;
-            let contact = request::contact_uri(&self.account, s.public, s.flow.proto());
+            let flow = s.ep.flow().clone();
+            let contact = request::contact_uri(&self.account, s.public, flow.proto());
             let auth = challenge.as_ref().map(|(c, proxy)| {
                 nc += 1;
                 let cnonce = request::token(16);
@@ -376,8 +400,8 @@ impl Engine {
             let branch = request::branch();
             let params = RegisterParams {
                 account: &self.account,
-                local: s.flow.local(),
-                proto: s.flow.proto(),
+                local: flow.local(),
+                proto: flow.proto(),
                 contact: &contact,
                 call_id: &self.call_id,
                 from_tag: &self.from_tag,
@@ -390,7 +414,7 @@ impl Engine {
                 tracing::error!(account_id = self.account.id, "{e}");
                 Fail { reason: "server_error", retry: Retry::Never }
             })?;
-            let resp = match transaction::run(&s.flow, &mut s.inbox, &req, self.policy.timers.timer_f, &self.policy.timers).await {
+            let resp = match transaction::run(&s.ep, &req, self.policy.timers.timer_f, &self.policy.timers).await {
                 Outcome::Final(r) => r,
                 Outcome::Timeout => return Err(Fail::backoff("timeout")),
                 Outcome::Unreachable => return Err(Fail::backoff("unreachable")),
