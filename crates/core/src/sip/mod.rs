@@ -4,6 +4,7 @@
 //! (routing on a flow) → [`transaction`] (non-INVITE client transactions) → [`registration`] (one task per account),
 //! with [`digest`] for authentication and [`message`]/[`request`] over rsip's message model.
 
+pub mod dialog;
 pub mod digest;
 pub mod endpoint;
 pub mod framing;
