@@ -2,10 +2,12 @@
 //!
 //! - [`store`]: SIP accounts and desk settings in SQLite, passwords in the secret store.
 //! - [`sip`]: transports, transactions, digest auth and registration.
+//! - [`media`]: audio frames and endpoints, G.711, RTP/RTCP, SDP offer/answer, WAV and tones.
 //! - [`desk`]: the orchestration layer both front ends (the Tauri app and the headless
 //!   `sipdesk` binary) drive: commands in, events out.
 #![deny(missing_docs)]
 
 pub mod desk;
+pub mod media;
 pub mod sip;
 pub mod store;

@@ -1,0 +1,380 @@
+//! An RTP session: one G.711 stream over UDP between an [`Endpoint`] and the far end.
+//!
+//! One tokio task owns all of the session's state, so nothing is shared or locked: every 20 ms it
+//! pulls a frame from the endpoint's source, encodes and sends it, and plays one frame out of the
+//! jitter buffer into the endpoint's sink; between ticks it receives RTP and RTCP. Receiving does
+//! symmetric RTP: it sends to the address packets actually come from (a NAT may rewrite the one
+//! in the SDP), latching only onto packets that parse and carry a negotiated payload type.
+//! Outside callers see counters through atomics and stop the task with a cancellation token.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rand::Rng;
+use thiserror::Error;
+use tokio::net::UdpSocket;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use super::frame::{Endpoint, EndpointError, Frame, FrameSink, FrameSource, SampleRate, SourcePoll};
+use super::jitter::{JitterBuffer, Playout, DEFAULT_DEPTH};
+use super::offer_answer::Negotiated;
+use super::rtcp::{build_compound, ntp_now, parse_compound, randomised_interval, ReportBlock, RtcpReport, SenderInfo};
+use super::rtp::{RtpHeader, RtpPacket, SequenceTracker, TelephoneEvent};
+
+/// Base RTCP report interval (RFC 3550 §6.2 recommends 5 s).
+const RTCP_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Why a session could not start or stop cleanly.
+#[derive(Debug, Error)]
+pub enum RtpSessionError {
+    /// No even port with a free odd neighbour in the range.
+    #[error("no free RTP/RTCP port pair in {ip} {min}..={max}")]
+    NoFreePort {
+        /// Address tried.
+        ip: IpAddr,
+        /// Range start.
+        min: u16,
+        /// Range end.
+        max: u16,
+    },
+    /// The endpoint runs at another rate than the codec.
+    #[error("endpoint runs at {endpoint} Hz but the codec needs {codec} Hz")]
+    RateMismatch {
+        /// Endpoint rate.
+        endpoint: u32,
+        /// Codec rate.
+        codec: u32,
+    },
+    /// A socket call failed.
+    #[error("RTP socket: {0}")]
+    Io(#[from] std::io::Error),
+    /// The sink reported a failure when closed.
+    #[error(transparent)]
+    Endpoint(#[from] EndpointError),
+}
+
+/// A bound RTP socket (even port) and its RTCP socket (port + 1).
+pub struct RtpSockets {
+    rtp: UdpSocket,
+    rtcp: UdpSocket,
+}
+
+impl RtpSockets {
+    /// Binds the first free even port in `min..=max` on `ip`, with RTCP on the next port.
+    pub async fn bind(ip: IpAddr, min: u16, max: u16) -> Result<RtpSockets, RtpSessionError> {
+        let first = min + (min % 2);
+        // Start at a random even port so simultaneous calls do not race for the same one.
+        let count = (max.saturating_sub(first) / 2 + 1) as usize;
+        let offset = rand::thread_rng().gen_range(0..count.max(1));
+        for k in 0..count {
+            let port = first + 2 * ((offset + k) % count) as u16;
+            if port == u16::MAX {
+                continue;
+            }
+            let Ok(rtp) = UdpSocket::bind((ip, port)).await else { continue };
+            if let Ok(rtcp) = UdpSocket::bind((ip, port + 1)).await {
+                return Ok(RtpSockets { rtp, rtcp });
+            }
+        }
+        Err(RtpSessionError::NoFreePort { ip, min, max })
+    }
+
+    /// The RTP port (RTCP is one above).
+    pub fn port(&self) -> u16 {
+        self.rtp.local_addr().map(|a| a.port()).unwrap_or(0)
+    }
+}
+
+/// Counters a running session keeps, readable from any thread.
+#[derive(Debug, Default)]
+pub struct RtpStats {
+    /// RTP packets sent.
+    pub sent: AtomicU64,
+    /// RTP packets received and accepted.
+    pub received: AtomicU64,
+    /// Datagrams dropped as malformed or with an unknown payload type.
+    pub rejected: AtomicU64,
+    /// Frames concealed by the jitter buffer.
+    pub concealed: AtomicU64,
+    /// Telephone-events received (counted once per event, at its end).
+    pub telephone_events: AtomicU64,
+    /// RTCP compound packets sent.
+    pub rtcp_sent: AtomicU64,
+    /// RTCP compound packets received.
+    pub rtcp_received: AtomicU64,
+    /// Set when the source has ended (end of a WAV file).
+    pub source_ended: AtomicBool,
+}
+
+/// A running session; [`RtpSession::stop`] ends it.
+pub struct RtpSession {
+    cancel: CancellationToken,
+    task: JoinHandle<Box<dyn FrameSink>>,
+    stats: Arc<RtpStats>,
+    port: u16,
+}
+
+impl RtpSession {
+    /// Starts sending and receiving per `neg` between `endpoint` and the far end.
+    pub fn start(sockets: RtpSockets, neg: Negotiated, endpoint: Endpoint) -> Result<RtpSession, RtpSessionError> {
+        let (source, sink) = endpoint.into_parts();
+        for rate in [source.rate(), sink.rate()] {
+            if rate != SampleRate::Hz8000 {
+                return Err(RtpSessionError::RateMismatch { endpoint: rate.hz(), codec: 8000 });
+            }
+        }
+        let port = sockets.port();
+        let cancel = CancellationToken::new();
+        let stats = Arc::new(RtpStats::default());
+        let state = Loop::new(sockets, neg, source, sink, stats.clone());
+        let task = tokio::spawn(state.run(cancel.clone()));
+        Ok(RtpSession { cancel, task, stats, port })
+    }
+
+    /// The local RTP port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Live counters.
+    pub fn stats(&self) -> &RtpStats {
+        &self.stats
+    }
+
+    /// Sends RTCP BYE, stops the task and closes the sink (finishing a WAV recording).
+    pub async fn stop(self) -> Result<(), RtpSessionError> {
+        self.cancel.cancel();
+        let mut sink = self.task.await.map_err(|e| std::io::Error::other(e.to_string()))?;
+        sink.close()?;
+        Ok(())
+    }
+}
+
+/// Everything the session task owns.
+struct Loop {
+    sockets: RtpSockets,
+    neg: Negotiated,
+    source: Box<dyn FrameSource>,
+    sink: Box<dyn FrameSink>,
+    stats: Arc<RtpStats>,
+    remote: SocketAddr,
+    remote_rtcp: SocketAddr,
+    ssrc: u32,
+    seq: u16,
+    timestamp: u32,
+    octets: u32,
+    tracker: SequenceTracker,
+    jitter: JitterBuffer,
+    first_ext_seq: Option<u64>,
+    received: u64,
+    last_expected: u64,
+    last_received: u64,
+    arrival_jitter: f64,
+    last_transit: Option<i64>,
+    last_sr: Option<(u32, Instant)>,
+    last_event_end: Option<u32>,
+    started: Instant,
+}
+
+impl Loop {
+    fn new(sockets: RtpSockets, neg: Negotiated, source: Box<dyn FrameSource>, sink: Box<dyn FrameSink>, stats: Arc<RtpStats>) -> Loop {
+        let mut rng = rand::thread_rng();
+        let remote_rtcp = SocketAddr::new(neg.remote.ip(), neg.remote.port().wrapping_add(1));
+        Loop {
+            sockets, neg, source, sink, stats, remote: neg.remote, remote_rtcp,
+            ssrc: rng.gen(), seq: rng.gen(), timestamp: rng.gen(), octets: 0,
+            tracker: SequenceTracker::new(), jitter: JitterBuffer::new(SampleRate::Hz8000, DEFAULT_DEPTH),
+            first_ext_seq: None, received: 0, last_expected: 0, last_received: 0,
+            arrival_jitter: 0.0, last_transit: None, last_sr: None, last_event_end: None, started: Instant::now(),
+        }
+    }
+
+    async fn run(mut self, cancel: CancellationToken) -> Box<dyn FrameSink> {
+        let mut tick = tokio::time::interval(Duration::from_millis(20));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+        let mut rtcp_at = tokio::time::Instant::now() + randomised_interval(RTCP_INTERVAL, rand::random::<f64>()) / 2;
+        let (mut rtp_buf, mut rtcp_buf) = (vec![0u8; 2048], vec![0u8; 2048]);
+        let mut frame = Frame::silence(SampleRate::Hz8000);
+        loop {
+            tokio::select! {
+                _ = cancel.cancelled() => break,
+                _ = tick.tick() => {
+                    self.send_frame(&mut frame, &mut rtp_buf).await;
+                    self.play_frame(&mut frame);
+                }
+                r = self.sockets.rtp.recv_from(&mut rtp_buf) => match r {
+                    Ok((n, from)) => self.on_rtp(&rtp_buf[..n], from),
+                    Err(e) => tracing::debug!("rtp recv: {e}"),
+                },
+                r = self.sockets.rtcp.recv_from(&mut rtcp_buf) => match r {
+                    Ok((n, from)) => self.on_rtcp(&rtcp_buf[..n], from),
+                    Err(e) => tracing::debug!("rtcp recv: {e}"),
+                },
+                _ = tokio::time::sleep_until(rtcp_at) => {
+                    self.send_rtcp(false).await;
+                    rtcp_at = tokio::time::Instant::now() + randomised_interval(RTCP_INTERVAL, rand::random::<f64>());
+                }
+            }
+        }
+        self.send_rtcp(true).await;
+        self.sink
+    }
+
+    async fn send_frame(&mut self, frame: &mut Frame, buf: &mut [u8]) {
+        if !self.neg.direction.sends() {
+            return;
+        }
+        match self.source.poll_frame(frame) {
+            SourcePoll::Ready => {}
+            // Nothing yet, or the source ended: keep sending silence so the far end's timing
+            // and any NAT binding stay alive.
+            SourcePoll::NotYet => frame.reset(SampleRate::Hz8000),
+            SourcePoll::Ended => {
+                if !self.stats.source_ended.swap(true, Ordering::Relaxed) {
+                    tracing::debug!("rtp: source ended");
+                }
+                frame.reset(SampleRate::Hz8000);
+            }
+        }
+        let mut payload = [0u8; 160];
+        let n = self.neg.codec.law().encode_into(frame.samples(), &mut payload);
+        let header = RtpHeader { marker: self.stats.sent.load(Ordering::Relaxed) == 0, payload_type: self.neg.payload_type, sequence: self.seq, timestamp: self.timestamp, ssrc: self.ssrc };
+        if let Ok(len) = header.write(&payload[..n], buf) {
+            if let Err(e) = self.sockets.rtp.send_to(&buf[..len], self.remote).await {
+                tracing::debug!("rtp send to {}: {e}", self.remote);
+            }
+        }
+        self.seq = self.seq.wrapping_add(1);
+        self.timestamp = self.timestamp.wrapping_add(n as u32);
+        self.octets = self.octets.wrapping_add(n as u32);
+        self.stats.sent.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn play_frame(&mut self, frame: &mut Frame) {
+        // Nothing goes to the sink before the first packet, so a recording starts with the call's audio.
+        if self.first_ext_seq.is_none() {
+            return;
+        }
+        if self.jitter.pop(frame) == Playout::Concealed {
+            self.stats.concealed.fetch_add(1, Ordering::Relaxed);
+        }
+        self.sink.put_frame(frame);
+    }
+
+    fn reject(&self, from: SocketAddr, why: &dyn std::fmt::Display) {
+        // Log the first few only: a flood of junk must not flood the log.
+        if self.stats.rejected.fetch_add(1, Ordering::Relaxed) < 10 {
+            tracing::warn!("rtp: dropped a packet from {from}: {why}");
+        }
+    }
+
+    fn on_rtp(&mut self, data: &[u8], from: SocketAddr) {
+        let pkt = match RtpPacket::parse(data) {
+            Ok(p) => p,
+            Err(e) => return self.reject(from, &e),
+        };
+        let pt = pkt.header.payload_type;
+        let is_event = Some(pt) == self.neg.telephone_event;
+        if pt != self.neg.payload_type && !is_event {
+            return self.reject(from, &format_args!("unknown payload type {pt}"));
+        }
+        if from != self.remote {
+            tracing::info!("rtp: latching onto {from} (was {})", self.remote);
+            self.remote = from;
+            self.remote_rtcp = SocketAddr::new(from.ip(), from.port().wrapping_add(1));
+        }
+        let seen = self.tracker.observe(&pkt.header);
+        if seen.ssrc_changed {
+            tracing::info!("rtp: new SSRC {:#010x}", pkt.header.ssrc);
+            self.jitter.reset();
+            self.first_ext_seq = None;
+            self.last_transit = None;
+        }
+        self.stats.received.fetch_add(1, Ordering::Relaxed);
+        self.received += 1;
+        self.first_ext_seq.get_or_insert(seen.extended_seq);
+        self.update_jitter(pkt.header.timestamp);
+        if is_event {
+            match TelephoneEvent::parse(pkt.payload) {
+                // Every packet of one event carries the same timestamp and the end packet is sent
+                // three times: count an event once, on its first end packet.
+                Ok(ev) if ev.end && self.last_event_end != Some(pkt.header.timestamp) => {
+                    self.last_event_end = Some(pkt.header.timestamp);
+                    self.stats.telephone_events.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!("rtp: telephone-event {} ({} units)", ev.event, ev.duration);
+                }
+                Ok(_) => {}
+                Err(e) => self.reject(from, &e),
+            }
+            return;
+        }
+        if pkt.payload.len() != 160 {
+            return self.reject(from, &format_args!("{} bytes of G.711, only 20 ms packets are played", pkt.payload.len()));
+        }
+        let mut frame = Frame::silence(SampleRate::Hz8000);
+        self.neg.codec.law().decode_into(pkt.payload, frame.samples_mut());
+        self.jitter.push(seen.extended_seq, &frame);
+    }
+
+    /// Interarrival jitter, RFC 3550 §6.4.1 / A.8, in timestamp units.
+    fn update_jitter(&mut self, ts: u32) {
+        let arrival = (self.started.elapsed().as_micros() as i64) * 8 / 1000;
+        let transit = arrival - ts as i64;
+        if let Some(prev) = self.last_transit {
+            let d = (transit - prev).abs() as f64;
+            self.arrival_jitter += (d - self.arrival_jitter) / 16.0;
+        }
+        self.last_transit = Some(transit);
+    }
+
+    fn on_rtcp(&mut self, data: &[u8], from: SocketAddr) {
+        match parse_compound(data) {
+            Ok(reports) => {
+                self.stats.rtcp_received.fetch_add(1, Ordering::Relaxed);
+                self.remote_rtcp = from;
+                for r in reports {
+                    match r {
+                        RtcpReport::Sender { ntp_middle, .. } => self.last_sr = Some((ntp_middle, Instant::now())),
+                        RtcpReport::Bye { ssrc } => tracing::debug!("rtcp: BYE from {ssrc:#010x}"),
+                        _ => {}
+                    }
+                }
+            }
+            Err(e) => tracing::debug!("rtcp: dropped a packet from {from}: {e}"),
+        }
+    }
+
+    async fn send_rtcp(&mut self, bye: bool) {
+        let sent = self.stats.sent.load(Ordering::Relaxed);
+        let sender = (sent > 0).then(|| SenderInfo { ntp: ntp_now(), rtp_timestamp: self.timestamp, packets: sent as u32, octets: self.octets });
+        let block = match (self.tracker.ssrc(), self.tracker.highest(), self.first_ext_seq) {
+            (Some(ssrc), Some(high), Some(first)) => {
+                let expected = high + 1 - first.min(high);
+                let lost = expected as i64 - self.received as i64;
+                let (exp_int, rec_int) = (expected - self.last_expected, self.received - self.last_received);
+                let fraction = if exp_int == 0 || rec_int >= exp_int { 0 } else { ((exp_int - rec_int) * 256 / exp_int) as u8 };
+                self.last_expected = expected;
+                self.last_received = self.received;
+                let (lsr, dlsr) = self.last_sr.map(|(m, at)| (m, (at.elapsed().as_secs_f64() * 65536.0) as u32)).unwrap_or((0, 0));
+                Some(ReportBlock { ssrc, fraction_lost: fraction, cumulative_lost: lost as i32, highest_seq: high as u32, jitter: self.arrival_jitter as u32, last_sr: lsr, delay_since_last_sr: dlsr })
+            }
+            _ => None,
+        };
+        let cname = format!("sipdesk@{}", self.sockets.rtp.local_addr().map(|a| a.ip().to_string()).unwrap_or_default());
+        let mut buf = Vec::with_capacity(128);
+        build_compound(self.ssrc, sender, block, &cname, bye, &mut buf);
+        match self.sockets.rtcp.send_to(&buf, self.remote_rtcp).await {
+            Ok(_) => {
+                self.stats.rtcp_sent.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(e) => tracing::debug!("rtcp send to {}: {e}", self.remote_rtcp),
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "rtp_session_tests.rs"]
+mod tests;

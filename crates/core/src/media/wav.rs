@@ -1,0 +1,261 @@
+//! The file endpoint: a WAV file as a frame source (paced by the clock) and a frame sink.
+//!
+//! The source reads the whole file when opened (prompts and test tones are small), converts it
+//! to the requested rate, and then hands out one frame per 20 ms of wall-clock time, so a
+//! caller that polls too often still plays it at real speed. The sink writes through a buffer
+//! (a file, so drive it from a task, never from a device callback); an I/O
+//! failure is kept and reported by `close`, never in the audio path.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use thiserror::Error;
+
+use super::frame::{EndpointError, Frame, FrameSink, FrameSource, SampleRate, SourcePoll, FRAME_MS};
+use super::resample::resample;
+
+/// Why a WAV file cannot be used.
+#[derive(Debug, Error)]
+pub enum WavError {
+    /// Could not open, read or create the file.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// What the WAV library said.
+        source: hound::Error,
+    },
+    /// A WAV we do not play: we take mono 16-bit PCM at 8, 16, 24 or 48 kHz.
+    #[error("{path}: unsupported WAV ({reason}); use mono 16-bit PCM at 8, 16, 24 or 48 kHz")]
+    Unsupported {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+}
+
+/// Plays a WAV file as frames.
+pub struct WavSource {
+    samples: Vec<i16>,
+    rate: SampleRate,
+    next: usize,
+    start: Option<Instant>,
+    paced: bool,
+}
+
+impl WavSource {
+    /// Opens `path` and converts it to `rate`. Frames are paced by the clock.
+    pub fn open(path: &Path, rate: SampleRate) -> Result<WavSource, WavError> {
+        let mut reader = hound::WavReader::open(path).map_err(|source| WavError::Io { path: path.into(), source })?;
+        let spec = reader.spec();
+        let unsupported = |reason: String| WavError::Unsupported { path: path.into(), reason };
+        if spec.channels != 1 {
+            return Err(unsupported(format!("{} channels", spec.channels)));
+        }
+        if spec.sample_format != hound::SampleFormat::Int || spec.bits_per_sample != 16 {
+            return Err(unsupported(format!("{} bits {:?}", spec.bits_per_sample, spec.sample_format)));
+        }
+        let file_rate = SampleRate::from_hz(spec.sample_rate).map_err(|_| unsupported(format!("{} Hz", spec.sample_rate)))?;
+        let samples: Vec<i16> = reader.samples::<i16>().collect::<Result<_, _>>().map_err(|source| WavError::Io { path: path.into(), source })?;
+        Ok(WavSource::from_samples(resample(&samples, file_rate.hz(), rate.hz()), rate))
+    }
+
+    /// A source playing `samples` (already at `rate`).
+    pub fn from_samples(samples: Vec<i16>, rate: SampleRate) -> WavSource {
+        WavSource { samples, rate, next: 0, start: None, paced: true }
+    }
+
+    /// Hands out frames as fast as they are asked for (offline processing and tests).
+    pub fn unpaced(mut self) -> WavSource {
+        self.paced = false;
+        self
+    }
+
+    /// Length of the audio.
+    pub fn duration(&self) -> Duration {
+        Duration::from_millis(self.samples.len() as u64 * 1000 / self.rate.hz() as u64)
+    }
+
+    /// Frames in the file (the last one padded with silence).
+    pub fn frame_count(&self) -> usize {
+        self.samples.len().div_ceil(self.rate.frame_samples())
+    }
+}
+
+impl FrameSource for WavSource {
+    fn rate(&self) -> SampleRate {
+        self.rate
+    }
+
+    fn poll_frame(&mut self, out: &mut Frame) -> SourcePoll {
+        let n = self.rate.frame_samples();
+        let index = self.next / n;
+        if self.next >= self.samples.len() {
+            return SourcePoll::Ended;
+        }
+        if self.paced {
+            // Frame k is due k × 20 ms after the first poll. Half a frame of slack: a 20 ms
+            // ticker that fires a hair early must still get its frame, not silence.
+            let start = *self.start.get_or_insert_with(Instant::now);
+            let due = Duration::from_millis(index as u64 * FRAME_MS as u64);
+            if start.elapsed() + Duration::from_millis(FRAME_MS as u64 / 2) < due {
+                return SourcePoll::NotYet;
+            }
+        }
+        out.reset(self.rate);
+        let end = (self.next + n).min(self.samples.len());
+        out.samples_mut()[..end - self.next].copy_from_slice(&self.samples[self.next..end]);
+        self.next += n;
+        SourcePoll::Ready
+    }
+}
+
+/// Records frames to a WAV file (mono 16-bit at its rate).
+pub struct WavSink {
+    path: PathBuf,
+    rate: SampleRate,
+    writer: Option<hound::WavWriter<std::io::BufWriter<std::fs::File>>>,
+    error: Option<String>,
+    frames: u64,
+}
+
+impl WavSink {
+    /// Creates (or truncates) `path`.
+    pub fn create(path: &Path, rate: SampleRate) -> Result<WavSink, WavError> {
+        let spec = hound::WavSpec { channels: 1, sample_rate: rate.hz(), bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
+        let writer = hound::WavWriter::create(path, spec).map_err(|source| WavError::Io { path: path.into(), source })?;
+        Ok(WavSink { path: path.into(), rate, writer: Some(writer), error: None, frames: 0 })
+    }
+
+    /// Frames written so far.
+    pub fn frames_written(&self) -> u64 {
+        self.frames
+    }
+
+    fn write(&mut self, samples: &[i16]) {
+        let Some(w) = self.writer.as_mut() else { return };
+        for &s in samples {
+            if let Err(e) = w.write_sample(s) {
+                self.error.get_or_insert_with(|| e.to_string());
+                self.writer = None;
+                return;
+            }
+        }
+        self.frames += 1;
+    }
+}
+
+impl FrameSink for WavSink {
+    fn rate(&self) -> SampleRate {
+        self.rate
+    }
+
+    fn put_frame(&mut self, frame: &Frame) {
+        if frame.rate() == self.rate {
+            self.write(frame.samples());
+        } else {
+            let converted = resample(frame.samples(), frame.rate().hz(), self.rate.hz());
+            self.write(&converted);
+        }
+    }
+
+    fn close(&mut self) -> Result<(), EndpointError> {
+        if let Some(w) = self.writer.take() {
+            if let Err(e) = w.finalize() {
+                self.error.get_or_insert_with(|| e.to_string());
+            }
+        }
+        match self.error.take() {
+            None => Ok(()),
+            Some(message) => Err(EndpointError { endpoint: format!("wav sink {}", self.path.display()), message }),
+        }
+    }
+}
+
+impl Drop for WavSink {
+    fn drop(&mut self) {
+        // hound finalises on drop too, but silently; closing here keeps one path.
+        let _ = self.close();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write_wav(path: &Path, rate: u32, channels: u16, samples: &[i16]) {
+        let spec = hound::WavSpec { channels, sample_rate: rate, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
+        let mut w = hound::WavWriter::create(path, spec).unwrap();
+        samples.iter().for_each(|&s| w.write_sample(s).unwrap());
+        w.finalize().unwrap();
+    }
+
+    #[test]
+    fn round_trip_through_a_file_with_the_last_frame_padded() {
+        let dir = tempfile::tempdir().unwrap();
+        let input = dir.path().join("in.wav");
+        let samples: Vec<i16> = (0..400).map(|i| i as i16).collect();
+        write_wav(&input, 8000, 1, &samples);
+        let mut src = WavSource::open(&input, SampleRate::Hz8000).unwrap().unpaced();
+        assert_eq!((src.frame_count(), src.duration()), (3, Duration::from_millis(50)));
+        let out = dir.path().join("out.wav");
+        let mut sink = WavSink::create(&out, SampleRate::Hz8000).unwrap();
+        let mut f = Frame::silence(SampleRate::Hz8000);
+        while src.poll_frame(&mut f) == SourcePoll::Ready {
+            sink.put_frame(&f);
+        }
+        assert_eq!(src.poll_frame(&mut f), SourcePoll::Ended);
+        assert_eq!(sink.frames_written(), 3);
+        sink.close().unwrap();
+        let back: Vec<i16> = hound::WavReader::open(&out).unwrap().samples::<i16>().map(Result::unwrap).collect();
+        assert_eq!(back.len(), 480);
+        assert_eq!(&back[..400], &samples[..]);
+        assert!(back[400..].iter().all(|&s| s == 0));
+    }
+
+    #[test]
+    fn frames_are_paced_by_the_clock() {
+        let mut src = WavSource::from_samples(vec![1; 8000], SampleRate::Hz8000);
+        let mut f = Frame::silence(SampleRate::Hz8000);
+        let start = Instant::now();
+        let mut got = 0;
+        while start.elapsed() < Duration::from_millis(110) {
+            if src.poll_frame(&mut f) == SourcePoll::Ready {
+                got += 1;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        // Frames due at 0, 20, ..., 100 ms: six, give or take one for scheduling.
+        assert!((5..=7).contains(&got), "got {got} frames in 110 ms");
+    }
+
+    #[test]
+    fn other_rates_are_converted_and_bad_files_rejected_clearly() {
+        let dir = tempfile::tempdir().unwrap();
+        let wide = dir.path().join("48k.wav");
+        write_wav(&wide, 48000, 1, &[100; 4800]);
+        let src = WavSource::open(&wide, SampleRate::Hz8000).unwrap();
+        assert_eq!(src.frame_count(), 5);
+        let stereo = dir.path().join("stereo.wav");
+        write_wav(&stereo, 8000, 2, &[0; 320]);
+        let err = WavSource::open(&stereo, SampleRate::Hz8000).err().unwrap();
+        assert!(err.to_string().contains("2 channels"), "{err}");
+        let odd = dir.path().join("44k.wav");
+        write_wav(&odd, 44100, 1, &[0; 441]);
+        assert!(WavSource::open(&odd, SampleRate::Hz8000).err().unwrap().to_string().contains("44100 Hz"));
+        let missing = WavSource::open(&dir.path().join("nope.wav"), SampleRate::Hz8000).err().unwrap();
+        assert!(matches!(missing, WavError::Io { .. }) && missing.to_string().contains("nope.wav"));
+    }
+
+    #[test]
+    fn sink_converts_frames_at_another_rate() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("16k.wav");
+        let mut sink = WavSink::create(&out, SampleRate::Hz16000).unwrap();
+        sink.put_frame(&Frame::from_samples(SampleRate::Hz8000, &[500; 160]).unwrap());
+        sink.close().unwrap();
+        let r = hound::WavReader::open(&out).unwrap();
+        assert_eq!((r.spec().sample_rate, r.len()), (16000, 320));
+    }
+}
