@@ -3,7 +3,7 @@
 
 use serde_json::{json, Map, Value};
 
-use super::{now_ms, Desk};
+use super::{now_ms, CallCommand, Desk};
 
 /// Handles one line of input and returns the reply object (never panics).
 ///
@@ -29,6 +29,20 @@ pub fn handle_line(desk: &Desk, line: &str) -> Value {
     };
     match cmd {
         "status" => status(desk, id, &obj),
+        "answer" | "reject" | "hangup" => {
+            let Some(call_id) = obj.get("call_id").and_then(Value::as_str) else {
+                return error(id, "invalid_argument", "missing \"call_id\"");
+            };
+            let command = match cmd {
+                "answer" => CallCommand::Answer,
+                "reject" => CallCommand::Reject,
+                _ => CallCommand::Hangup,
+            };
+            match desk.call_command(call_id, command) {
+                Ok(()) => ack(id, Value::Null),
+                Err(e) => error(id, e.code, &e.message),
+            }
+        }
         other => error(id, "unknown_command", &format!("unknown command {:?}", truncate(other))),
     }
 }

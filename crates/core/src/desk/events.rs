@@ -39,6 +39,23 @@ pub enum Event {
     },
     /// The set of accounts or their fields changed; front ends refresh their lists.
     AccountsChanged,
+    /// A call changed state.
+    Call {
+        /// Our id for the call (its SIP Call-ID).
+        call_id: String,
+        /// The account it belongs to.
+        account_id: i64,
+        /// `in` or `out`.
+        direction: &'static str,
+        /// `calling`, `incoming`, `ringing`, `early`, `active`, `held` or `ended`.
+        state: &'static str,
+        /// The other party (name-addr from P-Asserted-Identity or From/To).
+        remote: String,
+        /// The negotiated codec, once known.
+        codec: Option<&'static str>,
+        /// Why it ended, for `ended`.
+        reason: Option<&'static str>,
+    },
     /// The database could not be used; the desk runs without stored accounts.
     StoreError {
         /// Stable code, e.g. `store_locked`.

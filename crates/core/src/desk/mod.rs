@@ -3,6 +3,7 @@
 //! writing the same database) and publishes [`Event`]s.
 
 mod api_error;
+mod calls;
 mod channel;
 mod events;
 mod status;
@@ -16,6 +17,7 @@ use std::time::Duration;
 use tokio::sync::{broadcast, Notify};
 
 pub use api_error::ApiError;
+pub use calls::CallCommand;
 pub use channel::handle_line;
 pub use events::{now_ms, Event, EventEnvelope, Registration, RegistrationState};
 pub use status::{AccountStatus, DeskStatus, ErrorInfo, UiSettings};
@@ -33,6 +35,8 @@ pub struct DeskOptions {
     pub db_path: PathBuf,
     /// The account defined by SIP_* variables, or why it is invalid.
     pub env_account: Result<Option<Account>, String>,
+    /// Answer incoming calls at once (`sipdesk run --auto-answer`).
+    pub auto_answer: bool,
 }
 
 impl DeskOptions {
@@ -44,7 +48,7 @@ impl DeskOptions {
     /// Like [`DeskOptions::from_env`] with an explicit database path (`--db`), which wins.
     pub fn with_db(db: Option<PathBuf>) -> DeskOptions {
         let env_account = store::env_account(|k| std::env::var(k).ok()).map_err(|e| e.to_string());
-        DeskOptions { db_path: db.unwrap_or_else(default_db_path), env_account }
+        DeskOptions { db_path: db.unwrap_or_else(default_db_path), env_account, auto_answer: false }
     }
 }
 
@@ -76,6 +80,8 @@ struct Inner {
     registrations: Mutex<BTreeMap<i64, registration::Handle>>,
     generation: AtomicU64,
     policy: Policy,
+    calls: calls::Calls,
+    auto_answer: bool,
 }
 
 /// An account the desk has loaded, with its registration state.
@@ -112,6 +118,8 @@ impl Desk {
                 registrations: Mutex::new(BTreeMap::new()),
                 generation: AtomicU64::new(0),
                 policy: Policy::from_env(),
+                calls: calls::Calls::default(),
+                auto_answer: opts.auto_answer,
             }),
         }
     }
@@ -203,6 +211,15 @@ impl Desk {
         self.with_store_mut(|s| s.set_default(id))?;
         self.emit(Event::AccountsChanged);
         Ok(())
+    }
+
+    /// Sends a command to a live call.
+    pub fn call_command(&self, call_id: &str, cmd: CallCommand) -> Result<(), ApiError> {
+        if self.inner.calls.command(call_id, cmd) {
+            Ok(())
+        } else {
+            Err(ApiError::new("not_found", format!("no call {call_id:?}")))
+        }
     }
 
     /// The database state, the default account and every account with its registration.
@@ -318,7 +335,9 @@ impl Desk {
             let desk = self.clone();
             let on_update: registration::OnUpdate = Arc::new(move |u| desk.apply_update(u));
             let _guard = rt.enter();
-            running.insert(id, registration::spawn(account, generation, self.inner.policy.clone(), on_update));
+            let desk = self.clone();
+            let on_request: registration::OnRequest = Arc::new(move |account_id, ep, req| desk.on_sip_request(account_id, ep, req));
+            running.insert(id, registration::spawn(account, generation, self.inner.policy.clone(), on_update, on_request));
         }
     }
 

@@ -118,6 +118,17 @@ pub struct Update {
 /// Receives every state change, in order, from the registration's own task.
 pub type OnUpdate = Arc<dyn Fn(Update) + Send + Sync>;
 
+/// Receives every request the server sends on the account's flow, with the endpoint to answer
+/// on. It must not block: spawn what takes time.
+pub type OnRequest = Arc<dyn Fn(i64, Endpoint, rsip::Request) + Send + Sync>;
+
+/// The handler used when nobody else takes requests: OPTIONS 200, others 501.
+pub fn answer_plainly() -> OnRequest {
+    Arc::new(|_, ep, req| {
+        tokio::spawn(async move { transaction::answer_plainly(&ep, &req).await });
+    })
+}
+
 /// A running registration; [`Handle::stop`] unregisters and ends it.
 pub struct Handle {
     cancel: CancellationToken,
@@ -135,7 +146,7 @@ impl Handle {
 }
 
 /// Starts registering `account`; state changes go to `updates`.
-pub fn spawn(account: Account, generation: u64, policy: Policy, updates: OnUpdate) -> Handle {
+pub fn spawn(account: Account, generation: u64, policy: Policy, updates: OnUpdate, on_request: OnRequest) -> Handle {
     let cancel = CancellationToken::new();
     let engine = Engine {
         call_id: format!("{}@sipdesk", request::token(24)),
@@ -145,6 +156,7 @@ pub fn spawn(account: Account, generation: u64, policy: Policy, updates: OnUpdat
         generation,
         policy,
         updates,
+        on_request,
         cancel: cancel.clone(),
         last_state: None,
         local_port: None,
@@ -179,6 +191,7 @@ struct Engine {
     generation: u64,
     policy: Policy,
     updates: OnUpdate,
+    on_request: OnRequest,
     cancel: CancellationToken,
     call_id: String,
     from_tag: String,
@@ -321,12 +334,7 @@ impl Engine {
                     }
                     Some(FlowEvent::Unreachable) => return Some(Fail::backoff("unreachable")),
                     Some(FlowEvent::Pong) => s.pongs += 1,
-                    Some(FlowEvent::Request(req)) => {
-                        tokio::spawn({
-                            let ep = s.ep.clone();
-                            async move { transaction::answer_plainly(&ep, &req).await }
-                        });
-                    }
+                    Some(FlowEvent::Request(req)) => (self.on_request)(self.account.id, s.ep.clone(), req),
                 },
             }
         }
@@ -361,10 +369,7 @@ impl Engine {
                 while let Ok(ev) = s.events.try_recv() {
                     match ev {
                         FlowEvent::Pong => s.pongs += 1,
-                        FlowEvent::Request(req) => {
-                            let ep = s.ep.clone();
-                            tokio::spawn(async move { transaction::answer_plainly(&ep, &req).await });
-                        }
+                        FlowEvent::Request(req) => (self.on_request)(self.account.id, s.ep.clone(), req),
                         FlowEvent::Unreachable => return Some(Fail::backoff("unreachable")),
                         FlowEvent::Closed(_) => return Some(Fail { reason: "network_down", retry: Retry::Now }),
                     }

@@ -33,6 +33,11 @@ pub fn uri_host(host: &str) -> String {
     }
 }
 
+/// `host:port` of a socket address in URI and Via form (IPv6 in brackets).
+pub fn host_port(a: SocketAddr) -> String {
+    addr(a)
+}
+
 fn addr(a: SocketAddr) -> String {
     format!("{}:{}", uri_host(&a.ip().to_string()), a.port())
 }
@@ -147,6 +152,12 @@ fn build(method: &'static str, uri: &str, lines: &[String]) -> Result<rsip::Requ
 /// A response to an inbound request: Via, From, To (with a tag), Call-ID and CSeq copied.
 /// None when the request lacks what a response needs (it is then dropped with a log line).
 pub fn response_to(req: &rsip::Request, code: u16, reason: &str) -> Option<String> {
+    response(req, code, reason, None, &[], None)
+}
+
+/// A response with our To tag (a fresh one when None and the request has none), extra header
+/// lines and an optional `(content type, body)`.
+pub fn response(req: &rsip::Request, code: u16, reason: &str, to_tag: Option<&str>, extra: &[String], body: Option<(&str, &[u8])>) -> Option<String> {
     let vias = message::header_values(req, "Via", Some("v"));
     let from = message::header_value(req, "From", Some("f"))?;
     let to = message::header_value(req, "To", Some("t"))?;
@@ -155,15 +166,38 @@ pub fn response_to(req: &rsip::Request, code: u16, reason: &str) -> Option<Strin
     if vias.is_empty() {
         return None;
     }
-    let to = if to.contains(";tag=") { to } else { format!("{to};tag={}", token(10)) };
+    let to = match (to.contains(";tag="), to_tag) {
+        (true, _) => to,
+        // 100 Trying carries no tag of ours (RFC 3261 8.2.6.2).
+        (false, _) if code == 100 => to,
+        (false, Some(tag)) => format!("{to};tag={tag}"),
+        (false, None) => format!("{to};tag={}", token(10)),
+    };
     let mut out = format!("SIP/2.0 {code} {reason}\r\n");
     for v in vias {
         out.push_str(&format!("Via: {v}\r\n"));
+    }
+    // Dialog-creating responses carry the request's Record-Route (RFC 3261 12.1.1).
+    if (101..300).contains(&code) {
+        for rr in message::header_values(req, "Record-Route", None) {
+            out.push_str(&format!("Record-Route: {rr}\r\n"));
+        }
     }
     out.push_str(&format!("From: {from}\r\nTo: {to}\r\nCall-ID: {call_id}\r\nCSeq: {cseq}\r\n"));
     if code == 200 || code == 405 || code == 501 {
         out.push_str(&format!("Allow: {ALLOW}\r\n"));
     }
-    out.push_str(&format!("Server: {USER_AGENT}\r\nContent-Length: 0\r\n\r\n"));
+    for e in extra {
+        out.push_str(e);
+        out.push_str("\r\n");
+    }
+    out.push_str(&format!("Server: {USER_AGENT}\r\n"));
+    match body {
+        Some((ct, bytes)) => {
+            out.push_str(&format!("Content-Type: {ct}\r\nContent-Length: {}\r\n\r\n", bytes.len()));
+            out.push_str(&String::from_utf8_lossy(bytes));
+        }
+        None => out.push_str("Content-Length: 0\r\n\r\n"),
+    }
     Some(out)
 }

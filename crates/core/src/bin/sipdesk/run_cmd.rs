@@ -18,7 +18,9 @@ const MAX_LINE: usize = 64 * 1024;
 
 /// Runs the desk until SIGINT or SIGTERM.
 pub async fn run(db: Option<PathBuf>, args: RunArgs) -> ExitCode {
-    let desk = Desk::open(DeskOptions::with_db(db));
+    let mut opts = DeskOptions::with_db(db);
+    opts.auto_answer = args.auto_answer;
+    let desk = Desk::open(opts);
     // Subscribe before starting so the start-up events reach stdout too.
     let events = desk.subscribe();
     let (replies_tx, replies) = mpsc::channel::<Value>(64);

@@ -1,0 +1,249 @@
+//! Calls: where `sip` and `media` meet. Requests arriving on an account's flow are routed here by
+//! Call-ID; a new INVITE becomes an incoming call (checked, negotiated, rung or auto-answered),
+//! later requests go to their call's task, and commands (answer, reject, hangup) reach it too.
+//! Every change is published as a `call` event.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Mutex;
+
+use tokio::sync::mpsc;
+
+use super::{Desk, Event};
+use crate::media::offer_answer::{LocalMedia, MediaPolicy, SdpSession};
+use crate::media::sdp::Direction;
+use crate::sip::endpoint::Endpoint;
+use crate::sip::invite_server::{AnswerError, CallRequests, IncomingInvite, RING_TIMEOUT};
+use crate::sip::transaction::{self, Outcome, Timers};
+use crate::sip::{message, request};
+
+/// What the desk can tell a call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallCommand {
+    /// Answer a ringing call.
+    Answer,
+    /// Decline a ringing call (486 Busy Here... 603 Decline).
+    Reject,
+    /// End the call (CANCEL, reject or BYE, as fits its state).
+    Hangup,
+}
+
+/// A live call's handles, kept by the desk.
+struct CallEntry {
+    requests: mpsc::UnboundedSender<rsip::Request>,
+    commands: mpsc::UnboundedSender<CallCommand>,
+}
+
+/// Every live call, by Call-ID.
+#[derive(Default)]
+pub(super) struct Calls {
+    live: Mutex<HashMap<String, CallEntry>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Calls {
+    /// Sends a command to a call; false when there is no such call.
+    pub(super) fn command(&self, call_id: &str, cmd: CallCommand) -> bool {
+        lock(&self.live).get(call_id).is_some_and(|c| c.commands.send(cmd).is_ok())
+    }
+}
+
+/// Who is calling: P-Asserted-Identity, else From.
+fn caller_id(req: &rsip::Request) -> String {
+    let v = message::header_value(req, "P-Asserted-Identity", None).or_else(|| message::header_value(req, "From", Some("f"))).unwrap_or_default();
+    match v.find('>') {
+        Some(end) => v[..=end].trim().to_string(),
+        None => v.split(';').next().unwrap_or_default().trim().to_string(),
+    }
+}
+
+impl Desk {
+    /// Routes one request from an account's flow (called by the registration task; must not block).
+    pub(super) fn on_sip_request(&self, account_id: i64, ep: Endpoint, req: rsip::Request) {
+        let call_id = message::call_id(&req).unwrap_or_default();
+        if let Some(entry) = lock(&self.inner.calls.live).get(&call_id) {
+            let _ = entry.requests.send(req);
+            return;
+        }
+        let plain = |ep: Endpoint, req: rsip::Request, code: u16, reason: &'static str| {
+            tokio::spawn(async move {
+                if let Some(r) = request::response_to(&req, code, reason) {
+                    let _ = ep.send(r.as_bytes()).await;
+                }
+            });
+        };
+        match req.method {
+            rsip::Method::Invite => self.incoming_call(account_id, ep, req, call_id),
+            rsip::Method::Ack => {}
+            rsip::Method::Bye | rsip::Method::Cancel => plain(ep, req, 481, "Call/Transaction Does Not Exist"),
+            _ => {
+                tokio::spawn(async move { transaction::answer_plainly(&ep, &req).await });
+            }
+        }
+    }
+
+    fn incoming_call(&self, account_id: i64, ep: Endpoint, req: rsip::Request, call_id: String) {
+        let Some(account) = lock(&self.inner.loaded).get(&account_id).map(|l| l.account.clone()) else { return };
+        let (req_tx, requests) = mpsc::unbounded_channel();
+        let (cmd_tx, commands) = mpsc::unbounded_channel();
+        lock(&self.inner.calls.live).insert(call_id.clone(), CallEntry { requests: req_tx, commands: cmd_tx });
+        let desk = self.clone();
+        let contact = request::contact_uri(&account, ep.flow().local(), ep.flow().proto());
+        let ours = req.uri.user().is_some_and(|u| u == account.username);
+        tokio::spawn(async move {
+            let inv = IncomingInvite::new(ep, req, contact, Timers::default());
+            let reason = desk.run_incoming(account_id, inv, ours, requests, commands, &call_id).await;
+            lock(&desk.inner.calls.live).remove(&call_id);
+            tracing::info!(call_id = %call_id, reason, "call ended");
+        });
+    }
+
+    fn call_event(&self, call_id: &str, account_id: i64, state: &'static str, remote: &str, codec: Option<&'static str>, reason: Option<&'static str>) {
+        self.emit(Event::Call {
+            call_id: call_id.to_string(),
+            account_id,
+            direction: "in",
+            state,
+            remote: remote.to_string(),
+            codec,
+            reason,
+        });
+    }
+
+    /// The life of one incoming call; returns its end reason.
+    async fn run_incoming(&self, account_id: i64, mut inv: IncomingInvite, ours: bool, mut requests: CallRequests, mut commands: mpsc::UnboundedReceiver<CallCommand>, call_id: &str) -> &'static str {
+        let remote = caller_id(&inv.invite);
+        if !ours {
+            inv.reject(404, "Not Found", &[], &mut requests).await;
+            return "not_found";
+        }
+        inv.provisional(100, "Trying", None).await;
+        // Reserve our RTP port now so the answer can name it.
+        let local_ip = inv_local_ip(&inv);
+        let rtp = match tokio::net::UdpSocket::bind(SocketAddr::new(local_ip, 0)).await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!("no RTP port: {e}");
+                inv.reject(500, "Server Internal Error", &[], &mut requests).await;
+                return "media_error";
+            }
+        };
+        let local = LocalMedia { address: local_ip, port: rtp.local_addr().map(|a| a.port()).unwrap_or(0), direction: Direction::SendRecv };
+        let mut sdp = SdpSession::new(MediaPolicy::default(), crate::desk::now_ms());
+        let offer = inv.offer().map(|b| String::from_utf8_lossy(b).into_owned());
+        let (answer, negotiated) = match offer.as_deref().map(|o| sdp.answer(o, local)) {
+            Some(Ok(x)) => x,
+            Some(Err(e)) => {
+                let code = e.sip_status();
+                tracing::warn!(call_id, "rejecting the offer with {code}: {e}");
+                let warning = [format!("Warning: 399 sipdesk \"{}\"", e.to_string().replace('"', "'"))];
+                inv.reject(code, if code == 488 { "Not Acceptable Here" } else { "Bad Request" }, &warning, &mut requests).await;
+                return if code == 488 { "incompatible_media" } else { "bad_request" };
+            }
+            None => {
+                // Offerless INVITEs (offer in the 200, answer in the ACK) come with the calls work.
+                inv.reject(488, "Not Acceptable Here", &[], &mut requests).await;
+                return "incompatible_media";
+            }
+        };
+        let codec = Some(negotiated.codec.name());
+        self.call_event(call_id, account_id, "incoming", &remote, codec, None);
+        if !self.inner.auto_answer {
+            inv.provisional(180, "Ringing", None).await;
+            self.call_event(call_id, account_id, "ringing", &remote, codec, None);
+            let ring = tokio::time::sleep(RING_TIMEOUT);
+            tokio::pin!(ring);
+            loop {
+                tokio::select! {
+                    _ = &mut ring => {
+                        inv.reject(480, "Temporarily Unavailable", &[], &mut requests).await;
+                        self.call_event(call_id, account_id, "ended", &remote, codec, Some("no_answer"));
+                        return "no_answer";
+                    }
+                    cmd = commands.recv() => match cmd {
+                        Some(CallCommand::Answer) => break,
+                        Some(CallCommand::Reject | CallCommand::Hangup) | None => {
+                            inv.reject(603, "Decline", &[], &mut requests).await;
+                            self.call_event(call_id, account_id, "ended", &remote, codec, Some("rejected"));
+                            return "rejected";
+                        }
+                    },
+                    req = requests.recv() => match req {
+                        Some(req) => if let Err(AnswerError::Cancelled) = inv.on_pending_request(&req).await {
+                            inv.reject(487, "Request Terminated", &[], &mut requests).await;
+                            self.call_event(call_id, account_id, "ended", &remote, codec, Some("cancelled"));
+                            return "cancelled";
+                        },
+                        None => return "network_down",
+                    },
+                }
+            }
+        }
+        let mut dialog = match inv.accept(answer.as_bytes(), &mut requests).await {
+            Ok(d) => d,
+            Err(e) => {
+                let reason = match e {
+                    AnswerError::ByeBeforeAck => "remote_hangup",
+                    AnswerError::NoAck => "no_ack",
+                    _ => "network_down",
+                };
+                self.call_event(call_id, account_id, "ended", &remote, codec, Some(reason));
+                return reason;
+            }
+        };
+        self.call_event(call_id, account_id, "active", &remote, codec, None);
+        let _rtp = rtp; // Held for the call: the media session takes it over.
+        loop {
+            tokio::select! {
+                req = requests.recv() => {
+                    let Some(req) = req else { break };
+                    if !dialog.matches(&req) && req.method != rsip::Method::Ack {
+                        continue;
+                    }
+                    match req.method {
+                        rsip::Method::Bye => {
+                            if let Some(ok) = request::response_to(&req, 200, "OK") {
+                                let _ = inv_endpoint(&inv).send(ok.as_bytes()).await;
+                            }
+                            self.call_event(call_id, account_id, "ended", &remote, codec, Some("remote_hangup"));
+                            return "remote_hangup";
+                        }
+                        rsip::Method::Ack => {}
+                        _ => {
+                            if dialog.accept_remote_cseq(&req) {
+                                transaction::answer_plainly(inv_endpoint(&inv), &req).await;
+                            }
+                        }
+                    }
+                }
+                cmd = commands.recv() => {
+                    if matches!(cmd, Some(CallCommand::Hangup) | None) {
+                        let ep = inv_endpoint(&inv).clone();
+                        let via = format!("SIP/2.0/{} {}", ep.flow().proto().as_str(), request::host_port(ep.flow().local()));
+                        let bye = dialog.request("BYE", None, &via, &request::branch(), &[], None);
+                        if let Ok(bye) = rsip::Request::try_from(bye.as_str()) {
+                            if let Outcome::Final(r) = transaction::run(&ep, &bye, Timers::default().timer_f, &Timers::default()).await {
+                                tracing::debug!(code = r.status_code.code(), "BYE answered");
+                            }
+                        }
+                        self.call_event(call_id, account_id, "ended", &remote, codec, Some("local_hangup"));
+                        return "local_hangup";
+                    }
+                }
+            }
+        }
+        self.call_event(call_id, account_id, "ended", &remote, codec, Some("network_down"));
+        "network_down"
+    }
+}
+
+fn inv_local_ip(inv: &IncomingInvite) -> std::net::IpAddr {
+    inv_endpoint(inv).flow().local().ip()
+}
+
+fn inv_endpoint(inv: &IncomingInvite) -> &Endpoint {
+    inv.endpoint()
+}
