@@ -4,18 +4,40 @@
 //! Every change is published as a `call` event.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::sync::Mutex;
 
 use tokio::sync::mpsc;
 
-use super::{Desk, Event};
+use super::{AudioChoice, Desk, Event};
+use crate::media::frame::{Endpoint as AudioEndpoint, NullEndpoint, SampleRate};
 use crate::media::offer_answer::{LocalMedia, MediaPolicy, SdpSession};
+use crate::media::rtp_session::{RtpSession, RtpSockets};
 use crate::media::sdp::Direction;
+use crate::media::wav::{WavSink, WavSource};
 use crate::sip::endpoint::Endpoint;
 use crate::sip::invite_server::{AnswerError, CallRequests, IncomingInvite, RING_TIMEOUT};
 use crate::sip::transaction::{self, Outcome, Timers};
 use crate::sip::{message, request};
+
+/// RTP ports are taken from this range (even for RTP, odd for RTCP).
+const RTP_PORTS: (u16, u16) = (16384, 32767);
+
+/// The audio endpoint a new call plugs into, from `--audio`.
+fn audio_endpoint(choice: &AudioChoice) -> Result<AudioEndpoint, String> {
+    let rate = SampleRate::Hz8000;
+    match choice {
+        AudioChoice::Null => Ok(NullEndpoint::endpoint(rate)),
+        AudioChoice::Device => {
+            tracing::warn!("audio devices are not wired yet; this call uses silence");
+            Ok(NullEndpoint::endpoint(rate))
+        }
+        AudioChoice::File { input, output } => {
+            let source = WavSource::open(input, rate).map_err(|e| e.to_string())?;
+            let sink = WavSink::create(output, rate).map_err(|e| e.to_string())?;
+            Ok(AudioEndpoint::new(Box::new(source), Box::new(sink)))
+        }
+    }
+}
 
 /// What the desk can tell a call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -121,9 +143,9 @@ impl Desk {
             return "not_found";
         }
         inv.provisional(100, "Trying", None).await;
-        // Reserve our RTP port now so the answer can name it.
+        // Reserve our RTP ports now so the answer can name them.
         let local_ip = inv_local_ip(&inv);
-        let rtp = match tokio::net::UdpSocket::bind(SocketAddr::new(local_ip, 0)).await {
+        let rtp = match RtpSockets::bind(local_ip, RTP_PORTS.0, RTP_PORTS.1).await {
             Ok(s) => s,
             Err(e) => {
                 tracing::error!("no RTP port: {e}");
@@ -131,7 +153,7 @@ impl Desk {
                 return "media_error";
             }
         };
-        let local = LocalMedia { address: local_ip, port: rtp.local_addr().map(|a| a.port()).unwrap_or(0), direction: Direction::SendRecv };
+        let local = LocalMedia { address: local_ip, port: rtp.port(), direction: Direction::SendRecv };
         let mut sdp = SdpSession::new(MediaPolicy::default(), crate::desk::now_ms());
         let offer = inv.offer().map(|b| String::from_utf8_lossy(b).into_owned());
         let (answer, negotiated) = match offer.as_deref().map(|o| sdp.answer(o, local)) {
@@ -194,8 +216,27 @@ impl Desk {
                 return reason;
             }
         };
+        let media = audio_endpoint(&self.inner.audio).and_then(|ep| RtpSession::start(rtp, negotiated, ep).map_err(|e| e.to_string()));
+        let media = match media {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::error!(call_id, "cannot start the call's audio: {e}");
+                self.hangup(&inv, &mut dialog).await;
+                self.call_event(call_id, account_id, "ended", &remote, codec, Some("media_error"));
+                return "media_error";
+            }
+        };
         self.call_event(call_id, account_id, "active", &remote, codec, None);
-        let _rtp = rtp; // Held for the call: the media session takes it over.
+        let reason = self.confirmed(&inv, &mut dialog, &mut requests, &mut commands).await;
+        if let Err(e) = media.stop().await {
+            tracing::warn!(call_id, "closing the call's audio: {e}");
+        }
+        self.call_event(call_id, account_id, "ended", &remote, codec, Some(reason));
+        reason
+    }
+
+    /// A confirmed call until one side hangs up; returns the reason.
+    async fn confirmed(&self, inv: &IncomingInvite, dialog: &mut crate::sip::dialog::Dialog, requests: &mut CallRequests, commands: &mut mpsc::UnboundedReceiver<CallCommand>) -> &'static str {
         loop {
             tokio::select! {
                 req = requests.recv() => {
@@ -206,37 +247,39 @@ impl Desk {
                     match req.method {
                         rsip::Method::Bye => {
                             if let Some(ok) = request::response_to(&req, 200, "OK") {
-                                let _ = inv_endpoint(&inv).send(ok.as_bytes()).await;
+                                let _ = inv_endpoint(inv).send(ok.as_bytes()).await;
                             }
-                            self.call_event(call_id, account_id, "ended", &remote, codec, Some("remote_hangup"));
                             return "remote_hangup";
                         }
                         rsip::Method::Ack => {}
                         _ => {
                             if dialog.accept_remote_cseq(&req) {
-                                transaction::answer_plainly(inv_endpoint(&inv), &req).await;
+                                transaction::answer_plainly(inv_endpoint(inv), &req).await;
                             }
                         }
                     }
                 }
                 cmd = commands.recv() => {
                     if matches!(cmd, Some(CallCommand::Hangup) | None) {
-                        let ep = inv_endpoint(&inv).clone();
-                        let via = format!("SIP/2.0/{} {}", ep.flow().proto().as_str(), request::host_port(ep.flow().local()));
-                        let bye = dialog.request("BYE", None, &via, &request::branch(), &[], None);
-                        if let Ok(bye) = rsip::Request::try_from(bye.as_str()) {
-                            if let Outcome::Final(r) = transaction::run(&ep, &bye, Timers::default().timer_f, &Timers::default()).await {
-                                tracing::debug!(code = r.status_code.code(), "BYE answered");
-                            }
-                        }
-                        self.call_event(call_id, account_id, "ended", &remote, codec, Some("local_hangup"));
+                        self.hangup(inv, dialog).await;
                         return "local_hangup";
                     }
                 }
             }
         }
-        self.call_event(call_id, account_id, "ended", &remote, codec, Some("network_down"));
         "network_down"
+    }
+
+    /// Sends BYE in the dialog and waits (bounded by timer F) for its answer.
+    async fn hangup(&self, inv: &IncomingInvite, dialog: &mut crate::sip::dialog::Dialog) {
+        let ep = inv_endpoint(inv).clone();
+        let via = format!("SIP/2.0/{} {}", ep.flow().proto().as_str(), request::host_port(ep.flow().local()));
+        let bye = dialog.request("BYE", None, &via, &request::branch(), &[], None);
+        if let Ok(bye) = rsip::Request::try_from(bye.as_str()) {
+            if let Outcome::Final(r) = transaction::run(&ep, &bye, Timers::default().timer_f, &Timers::default()).await {
+                tracing::debug!(code = r.status_code.code(), "BYE answered");
+            }
+        }
     }
 }
 

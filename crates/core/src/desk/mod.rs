@@ -37,6 +37,24 @@ pub struct DeskOptions {
     pub env_account: Result<Option<Account>, String>,
     /// Answer incoming calls at once (`sipdesk run --auto-answer`).
     pub auto_answer: bool,
+    /// Where call audio comes from and goes to.
+    pub audio: AudioChoice,
+}
+
+/// Where call audio comes from and goes to (`sipdesk run --audio`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AudioChoice {
+    /// Silence in, audio discarded.
+    Null,
+    /// The system's audio device (until device support lands, calls use silence).
+    Device,
+    /// Play a WAV file to the far end and record what it sends.
+    File {
+        /// WAV played to the far end.
+        input: PathBuf,
+        /// WAV written with what the far end sends.
+        output: PathBuf,
+    },
 }
 
 impl DeskOptions {
@@ -48,7 +66,7 @@ impl DeskOptions {
     /// Like [`DeskOptions::from_env`] with an explicit database path (`--db`), which wins.
     pub fn with_db(db: Option<PathBuf>) -> DeskOptions {
         let env_account = store::env_account(|k| std::env::var(k).ok()).map_err(|e| e.to_string());
-        DeskOptions { db_path: db.unwrap_or_else(default_db_path), env_account, auto_answer: false }
+        DeskOptions { db_path: db.unwrap_or_else(default_db_path), env_account, auto_answer: false, audio: AudioChoice::Device }
     }
 }
 
@@ -82,6 +100,7 @@ struct Inner {
     policy: Policy,
     calls: calls::Calls,
     auto_answer: bool,
+    audio: AudioChoice,
 }
 
 /// An account the desk has loaded, with its registration state.
@@ -120,6 +139,7 @@ impl Desk {
                 policy: Policy::from_env(),
                 calls: calls::Calls::default(),
                 auto_answer: opts.auto_answer,
+                audio: opts.audio,
             }),
         }
     }

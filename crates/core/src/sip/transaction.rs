@@ -47,7 +47,7 @@ pub enum Outcome {
 /// Runs one non-INVITE transaction to completion on `ep`.
 pub async fn run(ep: &Endpoint, req: &rsip::Request, deadline: Duration, timers: &Timers) -> Outcome {
     let Some(branch) = message::branch(req) else { return Outcome::SendFailed("request without a branch".into()) };
-    let method = req.method.clone();
+    let method = req.method;
     let bytes = req.to_string().into_bytes();
     let (_guard, mut signals) = ep.expect(&branch);
     if let Err(e) = ep.send(&bytes).await {
@@ -72,7 +72,7 @@ pub async fn run(ep: &Endpoint, req: &rsip::Request, deadline: Duration, timers:
                 Some(TxSignal::Closed(reason)) => return Outcome::Closed(reason),
                 Some(TxSignal::Unreachable) => return Outcome::Unreachable,
                 Some(TxSignal::Response(r)) => {
-                    if message::cseq(&r).map(|(_, m)| m) != Some(method.clone()) {
+                    if message::cseq(&r).map(|(_, m)| m) != Some(method) {
                         tracing::debug!(code = r.status_code.code(), "dropped a response whose CSeq method does not match");
                         continue;
                     }

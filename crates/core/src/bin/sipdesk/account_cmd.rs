@@ -38,7 +38,7 @@ pub fn run(db: Option<PathBuf>, cmd: AccountCmd) -> ExitCode {
             if json {
                 println!("{}", serde_json::to_string_pretty(&accounts).expect("views serialise"));
             } else {
-                println!("{:<4} {:<7} {:<6} {:<8} {:<30} {}", "ID", "ACTIVE", "PROTO", "DEFAULT", "SERVER", "USER");
+                println!("{:<4} {:<7} {:<6} {:<8} {:<30} USER", "ID", "ACTIVE", "PROTO", "DEFAULT", "SERVER");
                 for a in accounts {
                     let server = format!("{}:{}", a.server_host, a.server_port);
                     let yes = |b: bool| if b { "yes" } else { "no" };

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
+use sipdesk_core::desk::AudioChoice;
 
 /// Headless SipDesk: manage SIP accounts and run the desk without a window.
 #[derive(Debug, Parser)]
@@ -127,22 +128,6 @@ pub struct RunArgs {
     /// Events as JSON lines on stdout; JSON commands on stdin.
     #[arg(long)]
     pub json: bool,
-}
-
-/// Where call audio comes from and goes to.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum AudioChoice {
-    /// Silence in, audio discarded.
-    Null,
-    /// The system's audio device.
-    Device,
-    /// Play a WAV file to the far end and record what it sends.
-    File {
-        /// WAV played to the far end.
-        input: PathBuf,
-        /// WAV written with what the far end sends.
-        output: PathBuf,
-    },
 }
 
 fn parse_audio(s: &str) -> Result<AudioChoice, String> {

@@ -20,6 +20,7 @@ const MAX_LINE: usize = 64 * 1024;
 pub async fn run(db: Option<PathBuf>, args: RunArgs) -> ExitCode {
     let mut opts = DeskOptions::with_db(db);
     opts.auto_answer = args.auto_answer;
+    opts.audio = args.audio.clone();
     let desk = Desk::open(opts);
     // Subscribe before starting so the start-up events reach stdout too.
     let events = desk.subscribe();
