@@ -20,10 +20,10 @@ use crate::sip::transaction::{self, Outcome, Timers};
 use crate::sip::{message, request};
 
 /// RTP ports are taken from this range (even for RTP, odd for RTCP).
-const RTP_PORTS: (u16, u16) = (16384, 32767);
+pub(super) const RTP_PORTS: (u16, u16) = (16384, 32767);
 
 /// The audio endpoint a new call plugs into, from `--audio`.
-fn audio_endpoint(choice: &AudioChoice) -> Result<AudioEndpoint, String> {
+pub(super) fn audio_endpoint(choice: &AudioChoice) -> Result<AudioEndpoint, String> {
     let rate = SampleRate::Hz8000;
     match choice {
         AudioChoice::Null => Ok(NullEndpoint::endpoint(rate)),
@@ -51,18 +51,18 @@ pub enum CallCommand {
 }
 
 /// A live call's handles, kept by the desk.
-struct CallEntry {
-    requests: mpsc::UnboundedSender<rsip::Request>,
-    commands: mpsc::UnboundedSender<CallCommand>,
+pub(super) struct CallEntry {
+    pub(super) requests: mpsc::UnboundedSender<rsip::Request>,
+    pub(super) commands: mpsc::UnboundedSender<CallCommand>,
 }
 
 /// Every live call, by Call-ID.
 #[derive(Default)]
 pub(super) struct Calls {
-    live: Mutex<HashMap<String, CallEntry>>,
+    pub(super) live: Mutex<HashMap<String, CallEntry>>,
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+pub(super) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
@@ -124,10 +124,15 @@ impl Desk {
     }
 
     fn call_event(&self, call_id: &str, account_id: i64, state: &'static str, remote: &str, codec: Option<&'static str>, reason: Option<&'static str>) {
+        self.call_event_dir("in", call_id, account_id, state, remote, codec, reason);
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn call_event_dir(&self, direction: &'static str, call_id: &str, account_id: i64, state: &'static str, remote: &str, codec: Option<&'static str>, reason: Option<&'static str>) {
         self.emit(Event::Call {
             call_id: call_id.to_string(),
             account_id,
-            direction: "in",
+            direction,
             state,
             remote: remote.to_string(),
             codec,
@@ -221,13 +226,13 @@ impl Desk {
             Ok(m) => m,
             Err(e) => {
                 tracing::error!(call_id, "cannot start the call's audio: {e}");
-                self.hangup(&inv, &mut dialog).await;
+                self.hangup(inv.endpoint(), &mut dialog).await;
                 self.call_event(call_id, account_id, "ended", &remote, codec, Some("media_error"));
                 return "media_error";
             }
         };
         self.call_event(call_id, account_id, "active", &remote, codec, None);
-        let reason = self.confirmed(&inv, &mut dialog, &mut requests, &mut commands).await;
+        let reason = self.confirmed(inv.endpoint(), &mut dialog, &mut requests, &mut commands).await;
         if let Err(e) = media.stop().await {
             tracing::warn!(call_id, "closing the call's audio: {e}");
         }
@@ -236,7 +241,7 @@ impl Desk {
     }
 
     /// A confirmed call until one side hangs up; returns the reason.
-    async fn confirmed(&self, inv: &IncomingInvite, dialog: &mut crate::sip::dialog::Dialog, requests: &mut CallRequests, commands: &mut mpsc::UnboundedReceiver<CallCommand>) -> &'static str {
+    pub(super) async fn confirmed(&self, ep: &Endpoint, dialog: &mut crate::sip::dialog::Dialog, requests: &mut CallRequests, commands: &mut mpsc::UnboundedReceiver<CallCommand>) -> &'static str {
         loop {
             tokio::select! {
                 req = requests.recv() => {
@@ -247,21 +252,21 @@ impl Desk {
                     match req.method {
                         rsip::Method::Bye => {
                             if let Some(ok) = request::response_to(&req, 200, "OK") {
-                                let _ = inv_endpoint(inv).send(ok.as_bytes()).await;
+                                let _ = ep.send(ok.as_bytes()).await;
                             }
                             return "remote_hangup";
                         }
                         rsip::Method::Ack => {}
                         _ => {
                             if dialog.accept_remote_cseq(&req) {
-                                transaction::answer_plainly(inv_endpoint(inv), &req).await;
+                                transaction::answer_plainly(ep, &req).await;
                             }
                         }
                     }
                 }
                 cmd = commands.recv() => {
                     if matches!(cmd, Some(CallCommand::Hangup) | None) {
-                        self.hangup(inv, dialog).await;
+                        self.hangup(ep, dialog).await;
                         return "local_hangup";
                     }
                 }
@@ -271,12 +276,11 @@ impl Desk {
     }
 
     /// Sends BYE in the dialog and waits (bounded by timer F) for its answer.
-    async fn hangup(&self, inv: &IncomingInvite, dialog: &mut crate::sip::dialog::Dialog) {
-        let ep = inv_endpoint(inv).clone();
+    pub(super) async fn hangup(&self, ep: &Endpoint, dialog: &mut crate::sip::dialog::Dialog) {
         let via = format!("SIP/2.0/{} {}", ep.flow().proto().as_str(), request::host_port(ep.flow().local()));
         let bye = dialog.request("BYE", None, &via, &request::branch(), &[], None);
         if let Ok(bye) = rsip::Request::try_from(bye.as_str()) {
-            if let Outcome::Final(r) = transaction::run(&ep, &bye, Timers::default().timer_f, &Timers::default()).await {
+            if let Outcome::Final(r) = transaction::run(ep, &bye, Timers::default().timer_f, &Timers::default()).await {
                 tracing::debug!(code = r.status_code.code(), "BYE answered");
             }
         }
@@ -284,9 +288,5 @@ impl Desk {
 }
 
 fn inv_local_ip(inv: &IncomingInvite) -> std::net::IpAddr {
-    inv_endpoint(inv).flow().local().ip()
-}
-
-fn inv_endpoint(inv: &IncomingInvite) -> &Endpoint {
-    inv.endpoint()
+    inv.endpoint().flow().local().ip()
 }

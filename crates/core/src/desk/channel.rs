@@ -29,6 +29,16 @@ pub fn handle_line(desk: &Desk, line: &str) -> Value {
     };
     match cmd {
         "status" => status(desk, id, &obj),
+        "dial" => {
+            let Some(uri) = obj.get("uri").and_then(Value::as_str) else {
+                return error(id, "invalid_argument", "missing \"uri\"");
+            };
+            let account = obj.get("account_id").and_then(Value::as_i64);
+            match desk.dial(uri, account) {
+                Ok(call_id) => ack(id, serde_json::json!({ "call_id": call_id })),
+                Err(e) => error(id, e.code, &e.message),
+            }
+        }
         "answer" | "reject" | "hangup" => {
             let Some(call_id) = obj.get("call_id").and_then(Value::as_str) else {
                 return error(id, "invalid_argument", "missing \"call_id\"");

@@ -6,6 +6,7 @@ mod api_error;
 mod calls;
 mod channel;
 mod events;
+mod outgoing;
 mod status;
 
 use std::collections::BTreeMap;
@@ -18,6 +19,7 @@ use tokio::sync::{broadcast, Notify};
 
 pub use api_error::ApiError;
 pub use calls::CallCommand;
+pub use outgoing::dial_target;
 pub use channel::handle_line;
 pub use events::{now_ms, Event, EventEnvelope, Registration, RegistrationState};
 pub use status::{AccountStatus, DeskStatus, ErrorInfo, UiSettings};

@@ -8,6 +8,7 @@ pub mod dialog;
 pub mod digest;
 pub mod endpoint;
 pub mod framing;
+pub mod invite_client;
 pub mod invite_server;
 pub mod message;
 pub mod registration;

@@ -133,9 +133,15 @@ pub fn answer_plainly() -> OnRequest {
 pub struct Handle {
     cancel: CancellationToken,
     join: JoinHandle<()>,
+    endpoint: tokio::sync::watch::Receiver<Option<Endpoint>>,
 }
 
 impl Handle {
+    /// The account's current flow to its server, while it has one (calls go out on it).
+    pub fn endpoint(&self) -> Option<Endpoint> {
+        self.endpoint.borrow().clone()
+    }
+
     /// Removes the binding (bounded by the policy's unregister timeout) and waits for the task.
     pub async fn stop(self) {
         self.cancel.cancel();
@@ -148,7 +154,9 @@ impl Handle {
 /// Starts registering `account`; state changes go to `updates`.
 pub fn spawn(account: Account, generation: u64, policy: Policy, updates: OnUpdate, on_request: OnRequest) -> Handle {
     let cancel = CancellationToken::new();
+    let (endpoint_tx, endpoint) = tokio::sync::watch::channel(None);
     let engine = Engine {
+        endpoint: endpoint_tx,
         call_id: format!("{}@sipdesk", request::token(24)),
         from_tag: request::token(12),
         cseq: 0,
@@ -161,7 +169,7 @@ pub fn spawn(account: Account, generation: u64, policy: Policy, updates: OnUpdat
         last_state: None,
         local_port: None,
     };
-    Handle { cancel, join: tokio::spawn(engine.run()) }
+    Handle { cancel, join: tokio::spawn(engine.run()), endpoint }
 }
 
 /// Why a session ended and when to try again.
@@ -187,6 +195,7 @@ impl Fail {
 }
 
 struct Engine {
+    endpoint: tokio::sync::watch::Sender<Option<Endpoint>>,
     account: Account,
     generation: u64,
     policy: Policy,
@@ -291,8 +300,10 @@ impl Engine {
             self.local_port = Some(public.port());
         }
         let (ep, events) = Endpoint::start(flow, rx);
+        self.endpoint.send_replace(Some(ep.clone()));
         let mut s = Session { ep, events, pongs: 0, public };
         let result = self.registered_loop(&mut s, delay).await;
+        self.endpoint.send_replace(None);
         s.ep.flow().close().await;
         result
     }
