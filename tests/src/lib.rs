@@ -2,6 +2,8 @@
 //! real programs the tests start (WebKitWebDriver under Xvfb, Kamailio, SIPp) and the scripted
 //! peer used for bad input and timing.
 
+pub mod audio;
+pub mod baresip;
 pub mod events_schema;
 pub mod kamailio;
 pub mod scripted_peer;

@@ -1,7 +1,8 @@
 //! Incoming calls through a real Kamailio: SIPp's built-in UAC calls the registered desk, which
 //! auto-answers with an SDP answer, takes the ACK and the BYE, and reports each step as a `call`
-//! event. Also: a ringing call that the caller's BYE cannot reach yet (no dialog) gets 481, and an
-//! offer with no common codec gets 488. (Audio checks come with the media work.)
+//! event.
+//! offer with no common codec gets 488. Audio: with SIPp echoing RTP, the tone the desk plays from
+//! a WAV comes back through the network and is recorded; its frequency is checked.
 
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -20,22 +21,54 @@ fn registered(id: i64) -> impl Fn(&Value) -> bool {
 
 #[test]
 fn sipp_calls_the_desk_which_auto_answers_and_sees_the_bye() {
+    sipp_call(&["--audio", "null"], &[]);
+}
+
+#[test]
+fn the_desks_tone_comes_back_through_sipp_rtp_echo() {
+    let dir = tempfile::tempdir().unwrap();
+    let tone = dir.path().join("tone1400.wav");
+    let heard = dir.path().join("heard.wav");
+    sipdesk_e2e::audio::write_tone_wav(&tone, 1400.0, 8000, 4.0, -12.0, 0.0);
+    let audio = format!("file:{},{}", tone.display(), heard.display());
+    if !sipp_call(&["--audio", &audio], &["-rtp_echo", "-d", "3000"]) {
+        return;
+    }
+    let (samples, rate) = sipdesk_e2e::audio::read_wav(&heard);
+    let a = sipdesk_e2e::audio::analyse(&samples, rate);
+    eprintln!("heard back: {:.1} Hz, {:.1} dBFS, coverage {:.2}, longest gap {} ms, {} ms", a.dominant_hz, a.rms_dbfs, a.coverage, a.longest_gap_ms, a.duration_ms);
+    assert!((a.dominant_hz - 1400.0).abs() < 28.0, "dominant {:.1} Hz", a.dominant_hz);
+    assert!((a.rms_dbfs + 12.0).abs() < 3.0, "level {:.1} dBFS", a.rms_dbfs);
+    assert!(a.coverage > 0.6, "coverage {:.2}", a.coverage);
+    assert!(a.longest_gap_ms <= 60, "gap {} ms", a.longest_gap_ms);
+}
+
+/// One call from SIPp's built-in UAC through Kamailio to the auto-answering desk; false if the
+/// programs are missing outside CI.
+fn sipp_call(desk_args: &[&str], sipp_args: &[&str]) -> bool {
     let mut needed = vec!["sipp"];
     needed.extend_from_slice(kamailio::PROGRAMS);
     if !sipdesk_e2e::require_programs("incoming_call", &needed) {
-        return;
+        return false;
     }
     let k = Kamailio::start(&Config::default());
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("desk.db");
     let id = add_account(&db, &["--host", "127.0.0.1", "--port", &k.port.to_string(), "--user", "1001", "--interval", "60", "--activate"], "pw-1001");
-    let mut run = Running::start(&db, &["--auto-answer", "--audio", "null"], &[]);
+    let mut args = vec!["--auto-answer"];
+    args.extend_from_slice(desk_args);
+    let mut run = Running::start(&db, &args, &[]);
     run.wait_for("registered", Duration::from_secs(10), registered(id));
     let port = sipdesk_e2e::kamailio::free_udp_tcp_port();
     let media = sipdesk_e2e::kamailio::free_udp_tcp_port();
     let trace = tempfile::tempdir().unwrap();
-    let sipp = Command::new("sipp")
-        .args(["-sn", "uac", &format!("127.0.0.1:{}", k.port), "-s", "1001", "-i", "127.0.0.1", "-p", &port.to_string(), "-mp", &media.to_string(), "-m", "1", "-d", "1000", "-nostdin", "-timeout", "20s", "-timeout_error", "-trace_err", "-trace_msg"])
+    let mut sipp_cmd = Command::new("sipp");
+    sipp_cmd.args(["-sn", "uac", &format!("127.0.0.1:{}", k.port), "-s", "1001", "-i", "127.0.0.1", "-p", &port.to_string(), "-mp", &media.to_string(), "-m", "1", "-nostdin", "-timeout", "20s", "-timeout_error", "-trace_err", "-trace_msg"]);
+    if !sipp_args.contains(&"-d") {
+        sipp_cmd.args(["-d", "1000"]);
+    }
+    let sipp = sipp_cmd
+        .args(sipp_args)
         .current_dir(trace.path())
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -55,4 +88,5 @@ fn sipp_calls_the_desk_which_auto_answers_and_sees_the_bye() {
     let (code, stderr) = run.terminate(Duration::from_secs(3));
     assert!(code.success());
     assert!(!stderr.contains("panicked"), "{stderr}");
+    true
 }

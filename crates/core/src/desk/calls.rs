@@ -129,6 +129,10 @@ impl Desk {
 
     #[allow(clippy::too_many_arguments)]
     pub(super) fn call_event_dir(&self, direction: &'static str, call_id: &str, account_id: i64, state: &'static str, remote: &str, codec: Option<&'static str>, reason: Option<&'static str>) {
+        if state == "ended" {
+            // Once reported ended, the call takes no more commands.
+            lock(&self.inner.calls.live).remove(call_id);
+        }
         self.emit(Event::Call {
             call_id: call_id.to_string(),
             account_id,

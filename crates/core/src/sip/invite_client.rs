@@ -153,7 +153,7 @@ impl OutgoingInvite {
                                 }
                                 provisional = true;
                                 match code {
-                                    180 | 181 | 182 => { let _ = progress.send(Progress::Ringing); }
+                                    180..=182 => { let _ = progress.send(Progress::Ringing); }
                                     183 if !r.body().is_empty() => { let _ = progress.send(Progress::Early(r.body().clone())); }
                                     _ => {}
                                 }

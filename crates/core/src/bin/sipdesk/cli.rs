@@ -28,6 +28,27 @@ pub enum Command {
     },
     /// Load the active accounts and run until SIGINT or SIGTERM.
     Run(RunArgs),
+    /// Place one call and exit when it ends (exit 0 if it was answered).
+    Call(CallArgs),
+}
+
+/// `sipdesk call`.
+#[derive(Debug, Args)]
+pub struct CallArgs {
+    /// A number, an extension, user@host or a sip: URI.
+    pub target: String,
+    /// The account to call from (default: the default account).
+    #[arg(long)]
+    pub account: Option<i64>,
+    /// Audio endpoint: null, device, or file:IN.wav,OUT.wav.
+    #[arg(long, default_value = "device", value_parser = parse_audio)]
+    pub audio: AudioChoice,
+    /// Events as JSON lines on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// Hang up this many seconds after the call is answered.
+    #[arg(long, value_name = "S")]
+    pub hangup_after: Option<f64>,
 }
 
 /// `sipdesk account ...`.

@@ -1,6 +1,7 @@
 //! `sipdesk`: the headless SipDesk. It parses arguments and drives the same core as the app.
 
 mod account_cmd;
+mod call_cmd;
 mod cli;
 mod run_cmd;
 
@@ -19,18 +20,22 @@ fn main() -> ExitCode {
     let args = cli::Cli::parse();
     match args.command {
         cli::Command::Account { cmd } => account_cmd::run(args.db, cmd),
-        cli::Command::Run(run) => {
-            let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
-                Ok(rt) => rt,
-                Err(e) => {
-                    eprintln!("sipdesk: cannot start the async runtime: {e}");
-                    return ExitCode::FAILURE;
-                }
-            };
-            let code = rt.block_on(run_cmd::run(args.db, run));
-            // A blocking stdin read may still be pending; do not wait for it.
-            rt.shutdown_background();
-            code
-        }
+        cli::Command::Run(run) => with_runtime(run_cmd::run(args.db, run)),
+        cli::Command::Call(call) => with_runtime(call_cmd::run(args.db, call)),
     }
+}
+
+/// Runs a command on a two-thread tokio runtime.
+fn with_runtime(fut: impl std::future::Future<Output = ExitCode>) -> ExitCode {
+    let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("sipdesk: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let code = rt.block_on(fut);
+    // A blocking stdin read may still be pending; do not wait for it.
+    rt.shutdown_background();
+    code
 }
