@@ -6,7 +6,12 @@
 //!
 //! Quirks of baresip 1.0.0 this harness takes care of:
 //! - aufile's WAV must have the rate and channel count of `ausrc_srate`/`ausrc_channels`, or the
-//!   call never gets past 180: both are taken from the WAV's header.
+//!   call never gets past 180: both are taken from the WAV's header. A WAV at another rate than
+//!   the codec's ([`codec_rate`]) is then resampled by baresip, which lost about 15 dB of level
+//!   (16 kHz WAV, pcma); play WAVs at the codec's rate.
+//! - With `answermode=auto` there is no `CALL_INCOMING` event, only `CALL_ESTABLISHED`.
+//! - sndfile records at the codec's rate and channels: 8 kHz mono for G.711, 48 kHz stereo for
+//!   `opus/48000/2` ([`crate::audio::read_wav`] takes the first channel).
 //! - With no WAV to play it would send no RTP at all, so it plays a generated silent WAV.
 //! - When the WAV ends, baresip hangs the call up (`CALL_CLOSED` with "end of file").
 //! - It binds TLS on the SIP port + 1, so both ports must be free.
@@ -154,6 +159,16 @@ impl Baresip {
             wav.display()
         );
 
+        if spec.sample_rate != codec_rate(cfg.codec) {
+            // baresip 1.0.0 then resamples, and its resampler lost about 15 dB (16 kHz -> pcma).
+            eprintln!(
+                "baresip: {} is {} Hz but {} runs at {} Hz: baresip resamples it (levels drop)",
+                wav.display(),
+                spec.sample_rate,
+                cfg.codec,
+                codec_rate(cfg.codec)
+            );
+        }
         let codec_modules: String = codec_modules(cfg.codec)
             .iter()
             .map(|m| format!("module\t\t\t{m}\n"))
@@ -562,7 +577,7 @@ mod tests {
 
     #[test]
     fn netstrings_are_split() {
-        let mut input: &[u8] = b"2:{},11:{\"a\":true},";
+        let mut input: &[u8] = b"2:{},10:{\"a\":true},";
         assert_eq!(read_netstring(&mut input).unwrap(), b"{}");
         assert_eq!(read_netstring(&mut input).unwrap(), b"{\"a\":true}");
         assert!(read_netstring(&mut input).is_none());

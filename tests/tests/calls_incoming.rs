@@ -43,6 +43,49 @@ fn the_desks_tone_comes_back_through_sipp_rtp_echo() {
     assert!(a.longest_gap_ms <= 60, "gap {} ms", a.longest_gap_ms);
 }
 
+#[test]
+fn dnd_answers_busy_and_every_call_lands_in_the_history() {
+    let mut needed = vec!["sipp"];
+    needed.extend_from_slice(kamailio::PROGRAMS);
+    if !sipdesk_e2e::require_programs("dnd_history", &needed) {
+        return;
+    }
+    let k = Kamailio::start(&Config::default());
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("desk.db");
+    let id = add_account(&db, &["--host", "127.0.0.1", "--port", &k.port.to_string(), "--user", "1001", "--interval", "60", "--activate"], "pw-1001");
+    let mut run = Running::start(&db, &["--auto-answer", "--audio", "null"], &[]);
+    run.wait_for("registered", Duration::from_secs(10), registered(id));
+    let on = run.command(serde_json::json!({"id": 1, "cmd": "dnd", "on": true}));
+    assert_eq!(on["result"]["on"], true);
+    run.wait_for("dnd event", Duration::from_secs(5), |v| v["event"] == "dnd" && v["on"] == true);
+    let bad = run.command(serde_json::json!({"id": 2, "cmd": "dnd", "on": "yes"}));
+    assert_eq!(bad["code"], "invalid_argument");
+    // SIPp's UAC expects a 200: with DND it gets 486 and reports a failed call.
+    let (port, media) = (sipdesk_e2e::kamailio::free_udp_tcp_port(), sipdesk_e2e::kamailio::free_udp_tcp_port());
+    let busy = Command::new("sipp")
+        .args(["-sn", "uac", &format!("127.0.0.1:{}", k.port), "-s", "1001", "-i", "127.0.0.1", "-p", &port.to_string(), "-mp", &media.to_string(), "-m", "1", "-nostdin", "-timeout", "10s"])
+        .current_dir(dir.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(!busy.success(), "the call was refused");
+    let ended = run.wait_for("ended by dnd", Duration::from_secs(10), call("ended"));
+    assert_eq!(ended["reason"], "dnd");
+    run.command(serde_json::json!({"id": 3, "cmd": "dnd", "on": false}));
+    let (code, _) = run.terminate(Duration::from_secs(3));
+    assert!(code.success());
+    // DND was persisted (off again now), and the refused call is in the history.
+    let out = sipdesk_e2e::sipdesk::command(&db).args(["history", "--json"]).output().unwrap();
+    let rows: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!((rows[0]["direction"].as_str(), rows[0]["end_reason"].as_str()), (Some("in"), Some("dnd")));
+    assert!(rows[0]["remote"].as_str().unwrap().contains("sipp@"), "{rows:?}");
+    assert!(rows[0]["ended_at"].is_string() && rows[0]["answered_at"].is_null());
+}
+
 /// One call from SIPp's built-in UAC through Kamailio to the auto-answering desk; false if the
 /// programs are missing outside CI.
 fn sipp_call(desk_args: &[&str], sipp_args: &[&str]) -> bool {

@@ -54,6 +54,27 @@ pub enum CallCommand {
 pub(super) struct CallEntry {
     pub(super) requests: mpsc::UnboundedSender<rsip::Request>,
     pub(super) commands: mpsc::UnboundedSender<CallCommand>,
+    /// The last state published, for front ends that (re)start.
+    pub(super) view: Option<CallView>,
+}
+
+/// A live call as front ends list it (the last `call` event's fields).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct CallView {
+    /// Call id.
+    pub call_id: String,
+    /// Account.
+    pub account_id: i64,
+    /// `in` or `out`.
+    pub direction: &'static str,
+    /// Current state.
+    pub state: &'static str,
+    /// The other party.
+    pub remote: String,
+    /// Negotiated codec.
+    pub codec: Option<&'static str>,
+    /// When it became active (ms since the epoch), for the call timer.
+    pub active_since_ms: Option<u64>,
 }
 
 /// Every live call, by Call-ID.
@@ -66,7 +87,32 @@ pub(super) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+impl Desk {
+    /// Keeps the call history in step with the call's events.
+    #[allow(clippy::too_many_arguments)]
+    fn record_history(&self, call_id: &str, account_id: i64, direction: &str, state: &str, remote: &str, codec: Option<&str>, reason: Option<&str>) {
+        let result = self.with_store_mut(|s| match state {
+            "incoming" | "calling" => s.call_started(call_id, account_id, direction, remote),
+            "active" => s.call_answered(call_id, codec),
+            "ended" => {
+                // A call refused before it was announced still gets its row.
+                s.call_started(call_id, account_id, direction, remote)?;
+                s.call_ended(call_id, reason.unwrap_or("unknown"))
+            }
+            _ => Ok(()),
+        });
+        if let Err(e) = result {
+            tracing::warn!(call_id, "call history not written: {}", e.message);
+        }
+    }
+}
+
 impl Calls {
+    /// The live calls.
+    pub(super) fn views(&self) -> Vec<CallView> {
+        lock(&self.live).values().filter_map(|e| e.view.clone()).collect()
+    }
+
     /// Sends a command to a call; false when there is no such call.
     pub(super) fn command(&self, call_id: &str, cmd: CallCommand) -> bool {
         lock(&self.live).get(call_id).is_some_and(|c| c.commands.send(cmd).is_ok())
@@ -111,7 +157,7 @@ impl Desk {
         let Some(account) = lock(&self.inner.loaded).get(&account_id).map(|l| l.account.clone()) else { return };
         let (req_tx, requests) = mpsc::unbounded_channel();
         let (cmd_tx, commands) = mpsc::unbounded_channel();
-        lock(&self.inner.calls.live).insert(call_id.clone(), CallEntry { requests: req_tx, commands: cmd_tx });
+        lock(&self.inner.calls.live).insert(call_id.clone(), CallEntry { requests: req_tx, commands: cmd_tx, view: None });
         let desk = self.clone();
         let contact = request::contact_uri(&account, ep.flow().local(), ep.flow().proto());
         let ours = req.uri.user().is_some_and(|u| u == account.username);
@@ -129,10 +175,18 @@ impl Desk {
 
     #[allow(clippy::too_many_arguments)]
     pub(super) fn call_event_dir(&self, direction: &'static str, call_id: &str, account_id: i64, state: &'static str, remote: &str, codec: Option<&'static str>, reason: Option<&'static str>) {
-        if state == "ended" {
-            // Once reported ended, the call takes no more commands.
-            lock(&self.inner.calls.live).remove(call_id);
+        {
+            let mut live = lock(&self.inner.calls.live);
+            if state == "ended" {
+                // Once reported ended, the call takes no more commands.
+                live.remove(call_id);
+            } else if let Some(entry) = live.get_mut(call_id) {
+                let since = entry.view.as_ref().and_then(|v| v.active_since_ms);
+                let active_since_ms = if state == "active" { since.or(Some(crate::desk::now_ms())) } else { since };
+                entry.view = Some(CallView { call_id: call_id.to_string(), account_id, direction, state, remote: remote.to_string(), codec, active_since_ms });
+            }
         }
+        self.record_history(call_id, account_id, direction, state, remote, codec, reason);
         self.emit(Event::Call {
             call_id: call_id.to_string(),
             account_id,
@@ -149,7 +203,13 @@ impl Desk {
         let remote = caller_id(&inv.invite);
         if !ours {
             inv.reject(404, "Not Found", &[], &mut requests).await;
+            self.call_event(call_id, account_id, "ended", &remote, None, Some("not_found"));
             return "not_found";
+        }
+        if self.dnd() {
+            inv.reject(486, "Busy Here", &[], &mut requests).await;
+            self.call_event(call_id, account_id, "ended", &remote, None, Some("dnd"));
+            return "dnd";
         }
         inv.provisional(100, "Trying", None).await;
         // Reserve our RTP ports now so the answer can name them.
@@ -172,11 +232,14 @@ impl Desk {
                 tracing::warn!(call_id, "rejecting the offer with {code}: {e}");
                 let warning = [format!("Warning: 399 sipdesk \"{}\"", e.to_string().replace('"', "'"))];
                 inv.reject(code, if code == 488 { "Not Acceptable Here" } else { "Bad Request" }, &warning, &mut requests).await;
-                return if code == 488 { "incompatible_media" } else { "bad_request" };
+                let reason = if code == 488 { "incompatible_media" } else { "bad_request" };
+                self.call_event(call_id, account_id, "ended", &remote, None, Some(reason));
+                return reason;
             }
             None => {
-                // Offerless INVITEs (offer in the 200, answer in the ACK) come with the calls work.
+                // Offerless INVITEs (offer in the 200, answer in the ACK) are not supported yet.
                 inv.reject(488, "Not Acceptable Here", &[], &mut requests).await;
+                self.call_event(call_id, account_id, "ended", &remote, None, Some("incompatible_media"));
                 return "incompatible_media";
             }
         };

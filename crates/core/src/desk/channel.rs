@@ -39,6 +39,13 @@ pub fn handle_line(desk: &Desk, line: &str) -> Value {
                 Err(e) => error(id, e.code, &e.message),
             }
         }
+        "dnd" => match obj.get("on").and_then(Value::as_bool) {
+            Some(on) => match desk.dnd_set(on) {
+                Ok(()) => ack(id, serde_json::json!({ "on": on })),
+                Err(e) => error(id, e.code, &e.message),
+            },
+            None => error(id, "invalid_argument", "\"on\" must be true or false"),
+        },
         "answer" | "reject" | "hangup" => {
             let Some(call_id) = obj.get("call_id").and_then(Value::as_str) else {
                 return error(id, "invalid_argument", "missing \"call_id\"");

@@ -56,6 +56,11 @@ pub enum Event {
         /// Why it ended, for `ended`.
         reason: Option<&'static str>,
     },
+    /// Do-not-disturb was turned on or off.
+    Dnd {
+        /// Whether it is on.
+        on: bool,
+    },
     /// The database could not be used; the desk runs without stored accounts.
     StoreError {
         /// Stable code, e.g. `store_locked`.

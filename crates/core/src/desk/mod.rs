@@ -18,7 +18,7 @@ use std::time::Duration;
 use tokio::sync::{broadcast, Notify};
 
 pub use api_error::ApiError;
-pub use calls::CallCommand;
+pub use calls::{CallCommand, CallView};
 pub use outgoing::dial_target;
 pub use channel::handle_line;
 pub use events::{now_ms, Event, EventEnvelope, Registration, RegistrationState};
@@ -233,6 +233,28 @@ impl Desk {
         self.with_store_mut(|s| s.set_default(id))?;
         self.emit(Event::AccountsChanged);
         Ok(())
+    }
+
+    /// Do-not-disturb: incoming calls are answered 486 Busy Here. Persisted.
+    pub fn dnd(&self) -> bool {
+        self.with_store(|s| s.setting("dnd")).ok().flatten().as_deref() == Some("on")
+    }
+
+    /// Turns do-not-disturb on or off.
+    pub fn dnd_set(&self, on: bool) -> Result<(), ApiError> {
+        self.with_store_mut(|s| s.set_setting("dnd", if on { "on" } else { "off" }))?;
+        self.emit(Event::Dnd { on });
+        Ok(())
+    }
+
+    /// The live calls.
+    pub fn calls_list(&self) -> Vec<CallView> {
+        self.inner.calls.views()
+    }
+
+    /// The latest calls, newest first.
+    pub fn history_list(&self, limit: u32) -> Result<Vec<crate::store::CallRecord>, ApiError> {
+        self.with_store(|s| s.history(limit.clamp(1, 1000)))
     }
 
     /// Sends a command to a live call.

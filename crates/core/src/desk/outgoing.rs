@@ -61,7 +61,7 @@ impl Desk {
         let call_id = invite.call_id().to_string();
         let (req_tx, mut requests) = mpsc::unbounded_channel();
         let (cmd_tx, mut commands) = mpsc::unbounded_channel();
-        lock(&self.inner.calls.live).insert(call_id.clone(), CallEntry { requests: req_tx, commands: cmd_tx });
+        lock(&self.inner.calls.live).insert(call_id.clone(), CallEntry { requests: req_tx, commands: cmd_tx, view: None });
         let desk = self.clone();
         let id = call_id.clone();
         rt.spawn(async move {

@@ -8,7 +8,7 @@
 use rusqlite::{Connection, Transaction};
 
 /// The schema version this build writes.
-pub const LATEST: i64 = 2;
+pub const LATEST: i64 = 3;
 
 /// Why migrating failed.
 #[derive(Debug, thiserror::Error)]
@@ -37,6 +37,7 @@ pub fn migrate(conn: &mut Connection) -> Result<(), MigrationError> {
         match version {
             1 => v1_base(&tx)?,
             2 => v2_desk_fields(&tx)?,
+            3 => v3_call_history(&tx)?,
             _ => unreachable!("every version up to LATEST has a step"),
         }
         tx.pragma_update(None, "user_version", version)?;
@@ -91,4 +92,26 @@ fn has_column(tx: &Transaction, table: &str, column: &str) -> rusqlite::Result<b
     let mut stmt = tx.prepare(&format!("PRAGMA table_info({table})"))?;
     let names = stmt.query_map([], |r| r.get::<_, String>(1))?.collect::<Result<Vec<_>, _>>()?;
     Ok(names.iter().any(|n| n == column))
+}
+
+/// Call history: one row per call, created when the call starts (so a crash leaves it marked
+/// unfinished, never missing or doubled) and completed when it ends.
+fn v3_call_history(tx: &Transaction) -> rusqlite::Result<()> {
+    tx.execute_batch(
+        "CREATE TABLE IF NOT EXISTS call_history (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            call_id TEXT NOT NULL UNIQUE,
+            account_id INTEGER,
+            direction TEXT NOT NULL CHECK (direction IN ('in', 'out')),
+            remote TEXT NOT NULL,
+            display_name TEXT NOT NULL DEFAULT '',
+            started_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+            answered_at TEXT,
+            ended_at TEXT,
+            duration_s INTEGER,
+            end_reason TEXT,
+            codec TEXT
+        );
+        CREATE INDEX IF NOT EXISTS call_history_started ON call_history (started_at DESC);",
+    )
 }

@@ -5,6 +5,7 @@
 
 mod account;
 mod env_account;
+mod history;
 mod instance_lock;
 mod migrations;
 mod secrets;
@@ -21,6 +22,7 @@ use std::time::Duration;
 use rusqlite::{Connection, ErrorCode, OpenFlags};
 
 pub use account::{Account, AccountDraft, AccountView, Password, Protocol, Source};
+pub use history::{split_name_addr, CallRecord};
 pub use env_account::{env_account, merge as merge_env_account, EnvAccountError, ENV_ACCOUNT_ID};
 pub use instance_lock::{InstanceLock, LockError};
 pub use migrations::LATEST as SCHEMA_VERSION;

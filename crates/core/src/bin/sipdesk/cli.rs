@@ -30,6 +30,15 @@ pub enum Command {
     Run(RunArgs),
     /// Place one call and exit when it ends (exit 0 if it was answered).
     Call(CallArgs),
+    /// List the latest calls, newest first.
+    History {
+        /// One JSON array (keys named as the call_history columns).
+        #[arg(long)]
+        json: bool,
+        /// How many calls.
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+    },
 }
 
 /// `sipdesk call`.

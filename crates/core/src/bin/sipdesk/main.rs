@@ -22,6 +22,7 @@ fn main() -> ExitCode {
         cli::Command::Account { cmd } => account_cmd::run(args.db, cmd),
         cli::Command::Run(run) => with_runtime(run_cmd::run(args.db, run)),
         cli::Command::Call(call) => with_runtime(call_cmd::run(args.db, call)),
+        cli::Command::History { json, limit } => account_cmd::history(args.db, json, limit),
     }
 }
 
