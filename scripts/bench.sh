@@ -6,4 +6,6 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/sipdesk/target}"
 bash "$root/scripts/deps.sh" test
 cd "$root"
 cargo build --locked --release -p sipdesk-core --bins
-SIPDESK_BIN="$CARGO_TARGET_DIR/release/sipdesk" cargo bench --locked -p sipdesk-e2e --bench registration
+export SIPDESK_BIN="$CARGO_TARGET_DIR/release/sipdesk"
+cargo bench --locked -p sipdesk-e2e --bench registration
+cargo bench --locked -p sipdesk-e2e --bench calls

@@ -156,6 +156,11 @@ impl Running {
         }
     }
 
+    /// Process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Still running?
     pub fn is_running(&mut self) -> bool {
         self.child.try_wait().expect("wait").is_none()
