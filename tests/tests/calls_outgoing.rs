@@ -56,6 +56,9 @@ fn dial_sipp_hear_our_tone_back_and_hang_up() {
     let call_id = dialed["result"]["call_id"].as_str().unwrap().to_string();
     run.wait_for("calling", Duration::from_secs(5), call("calling"));
     let active = run.wait_for("active", Duration::from_secs(10), call("active"));
+    // The registrar challenged the INVITE (407); the desk answered it in a second INVITE.
+    let log = k.log();
+    assert!(log.contains("INVITE from") && log.lines().any(|l| l.contains("INVITE from") && l.ends_with("cseq 2")), "{log}");
     assert_eq!((active["direction"].as_str(), active["codec"].as_str(), active["call_id"].as_str()), (Some("out"), Some("PCMU"), Some(call_id.as_str())));
     std::thread::sleep(Duration::from_secs(3));
     let hung = run.command(json!({"id": 3, "cmd": "hangup", "call_id": call_id}));
