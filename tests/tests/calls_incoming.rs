@@ -44,6 +44,41 @@ fn the_desks_tone_comes_back_through_sipp_rtp_echo() {
 }
 
 #[test]
+fn a_hold_reinvite_is_answered_recvonly_and_utf8_names_survive() {
+    let mut needed = vec!["sipp"];
+    needed.extend_from_slice(kamailio::PROGRAMS);
+    if !sipdesk_e2e::require_programs("reinvite", &needed) {
+        return;
+    }
+    let k = Kamailio::start(&Config::default());
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("desk.db");
+    let id = add_account(&db, &["--host", "127.0.0.1", "--port", &k.port.to_string(), "--user", "1001", "--interval", "60", "--activate"], "pw-1001");
+    let mut run = Running::start(&db, &["--auto-answer", "--audio", "null"], &[]);
+    run.wait_for("registered", Duration::from_secs(10), registered(id));
+    let (port, media) = (sipdesk_e2e::kamailio::free_udp_tcp_port(), sipdesk_e2e::kamailio::free_udp_tcp_port());
+    let scenario = sipdesk_e2e::repo_root().join("tests/sipp/uac_reinvite.xml");
+    let sipp = Command::new("sipp")
+        .arg("-sf").arg(&scenario)
+        .args([&format!("127.0.0.1:{}", k.port), "-s", "1001", "-i", "127.0.0.1", "-p", &port.to_string(), "-mp", &media.to_string(), "-m", "1", "-nostdin", "-timeout", "20s", "-timeout_error", "-trace_err", "-trace_msg"])
+        .current_dir(dir.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    let traces = || std::fs::read_dir(dir.path()).unwrap().flatten().filter(|e| e.path().extension().is_some_and(|x| x == "log")).map(|e| std::fs::read_to_string(e.path()).unwrap_or_default()).collect::<Vec<_>>().join("\n");
+    assert!(sipp.success(), "SIPp's checks failed:\n{}\nsipdesk: {}", traces(), run.stderr_text());
+    let incoming = run.wait_for("incoming", Duration::from_secs(5), call("incoming"));
+    assert!(incoming["remote"].as_str().unwrap().contains("Caller 张"), "{incoming}");
+    let ended = run.wait_for("ended", Duration::from_secs(5), call("ended"));
+    assert_eq!(ended["reason"], "remote_hangup");
+    let out = sipdesk_e2e::sipdesk::command(&db).args(["history", "--json"]).output().unwrap();
+    let rows: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(rows[0]["display_name"], "Caller 张");
+}
+
+#[test]
 fn dnd_answers_busy_and_every_call_lands_in_the_history() {
     let mut needed = vec!["sipp"];
     needed.extend_from_slice(kamailio::PROGRAMS);

@@ -39,6 +39,45 @@ pub(super) fn audio_endpoint(choice: &AudioChoice) -> Result<AudioEndpoint, Stri
     }
 }
 
+/// What a confirmed call needs to answer re-INVITEs and UPDATEs.
+pub(super) struct Renegotiation<'a> {
+    pub(super) sdp: &'a mut SdpSession,
+    pub(super) local: LocalMedia,
+    pub(super) contact: String,
+}
+
+impl Renegotiation<'_> {
+    /// Answers an in-dialog INVITE or UPDATE: an offer gets our answer (the o= version rises
+    /// only if it changed); an offerless re-INVITE gets our current offer; an unusable offer gets
+    /// 488 and the call goes on as it was. (Changing the media in flight comes with hold.)
+    async fn answer(&mut self, ep: &Endpoint, req: rsip::Request, requests: &mut CallRequests) {
+        let is_invite = req.method == rsip::Method::Invite;
+        let offer = (!req.body().is_empty()).then(|| String::from_utf8_lossy(req.body()).into_owned());
+        let body = match offer.as_deref().map(|o| self.sdp.answer(o, self.local)) {
+            Some(Ok((answer, _negotiated))) => answer,
+            Some(Err(e)) => {
+                tracing::warn!("refusing a new offer in the call: {e}");
+                if let Some(r) = request::response_to(&req, 488, "Not Acceptable Here") {
+                    let _ = ep.send(r.as_bytes()).await;
+                }
+                return;
+            }
+            None => self.sdp.offer(self.local),
+        };
+        if is_invite {
+            let mut re = IncomingInvite::new(ep.clone(), req, self.contact.clone(), Timers::default());
+            if let Err(e) = re.accept(body.as_bytes(), requests).await {
+                tracing::warn!("re-INVITE not completed: {e}");
+            }
+        } else {
+            let extra = [format!("Contact: <{}>", self.contact)];
+            if let Some(r) = request::response(&req, 200, "OK", None, &extra, Some(("application/sdp", body.as_bytes()))) {
+                let _ = ep.send(r.as_bytes()).await;
+            }
+        }
+    }
+}
+
 /// What the desk can tell a call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CallCommand {
@@ -299,7 +338,8 @@ impl Desk {
             }
         };
         self.call_event(call_id, account_id, "active", &remote, codec, None);
-        let reason = self.confirmed(inv.endpoint(), &mut dialog, &mut requests, &mut commands).await;
+        let mut offers = Renegotiation { sdp: &mut sdp, local, contact: inv.contact().to_string() };
+        let reason = self.confirmed(inv.endpoint(), &mut dialog, &mut requests, &mut commands, &mut offers).await;
         if let Err(e) = media.stop().await {
             tracing::warn!(call_id, "closing the call's audio: {e}");
         }
@@ -308,7 +348,7 @@ impl Desk {
     }
 
     /// A confirmed call until one side hangs up; returns the reason.
-    pub(super) async fn confirmed(&self, ep: &Endpoint, dialog: &mut crate::sip::dialog::Dialog, requests: &mut CallRequests, commands: &mut mpsc::UnboundedReceiver<CallCommand>) -> &'static str {
+    pub(super) async fn confirmed(&self, ep: &Endpoint, dialog: &mut crate::sip::dialog::Dialog, requests: &mut CallRequests, commands: &mut mpsc::UnboundedReceiver<CallCommand>, offers: &mut Renegotiation<'_>) -> &'static str {
         loop {
             tokio::select! {
                 req = requests.recv() => {
@@ -324,6 +364,15 @@ impl Desk {
                             return "remote_hangup";
                         }
                         rsip::Method::Ack => {}
+                        rsip::Method::Invite | rsip::Method::Update => {
+                            if !dialog.accept_remote_cseq(&req) {
+                                if let Some(r) = request::response_to(&req, 500, "Out of Order") {
+                                    let _ = ep.send(r.as_bytes()).await;
+                                }
+                                continue;
+                            }
+                            offers.answer(ep, req, requests).await;
+                        }
                         _ => {
                             if dialog.accept_remote_cseq(&req) {
                                 transaction::answer_plainly(ep, &req).await;

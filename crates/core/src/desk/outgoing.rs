@@ -4,7 +4,7 @@
 
 use tokio::sync::mpsc;
 
-use super::calls::{audio_endpoint, lock, CallCommand, CallEntry, RTP_PORTS};
+use super::calls::{audio_endpoint, lock, CallCommand, CallEntry, Renegotiation, RTP_PORTS};
 use super::{ApiError, Desk};
 use crate::media::offer_answer::{LocalMedia, MediaPolicy, SdpSession};
 use crate::media::rtp_session::{RtpSession, RtpSockets};
@@ -90,7 +90,9 @@ impl Desk {
             }
         };
         let mut sdp = SdpSession::new(MediaPolicy::default(), crate::desk::now_ms());
-        let offer = sdp.offer(LocalMedia { address: local_ip, port: rtp.port(), direction: Direction::SendRecv });
+        let local = LocalMedia { address: local_ip, port: rtp.port(), direction: Direction::SendRecv };
+        let offer = sdp.offer(local);
+        let contact = invite.contact().to_string();
         ev("calling", None, None);
         let (cancel_tx, cancel_rx) = mpsc::unbounded_channel();
         let (progress_tx, mut progress) = mpsc::unbounded_channel();
@@ -155,7 +157,8 @@ impl Desk {
             }
         };
         ev("active", codec, None);
-        let reason = self.confirmed(&ep, &mut dialog, requests, commands).await;
+        let mut offers = Renegotiation { sdp: &mut sdp, local, contact };
+        let reason = self.confirmed(&ep, &mut dialog, requests, commands, &mut offers).await;
         if let Err(e) = media.stop().await {
             tracing::warn!(call_id, "closing the call's audio: {e}");
         }

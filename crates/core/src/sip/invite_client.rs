@@ -59,6 +59,11 @@ impl OutgoingInvite {
         OutgoingInvite { ep, account, target, call_id: format!("{}@sipdesk", request::token(24)), from_tag: request::token(12), cseq: 0, contact, timers }
     }
 
+    /// Our Contact URI in this dialog.
+    pub fn contact(&self) -> &str {
+        &self.contact
+    }
+
     /// The Call-ID of this call.
     pub fn call_id(&self) -> &str {
         &self.call_id

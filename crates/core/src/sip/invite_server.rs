@@ -61,6 +61,11 @@ impl IncomingInvite {
         &self.ep
     }
 
+    /// Our Contact URI in this dialog.
+    pub fn contact(&self) -> &str {
+        &self.contact
+    }
+
     /// Our To tag.
     pub fn local_tag(&self) -> &str {
         &self.local_tag
