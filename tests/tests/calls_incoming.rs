@@ -78,6 +78,60 @@ fn a_hold_reinvite_is_answered_recvonly_and_utf8_names_survive() {
     assert_eq!(rows[0]["display_name"], "Caller 张");
 }
 
+/// Runs `tests/sipp/<scenario>.xml` as a caller against a desk started with `desk_args`;
+/// returns the desk's `ended` event (None if the programs are missing outside CI).
+fn scenario_call(scenario: &str, desk_args: &[&str], expect: &[&'static str]) -> Option<Value> {
+    let mut needed = vec!["sipp"];
+    needed.extend_from_slice(kamailio::PROGRAMS);
+    if !sipdesk_e2e::require_programs(scenario, &needed) {
+        return None;
+    }
+    let k = Kamailio::start(&Config::default());
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("desk.db");
+    let id = add_account(&db, &["--host", "127.0.0.1", "--port", &k.port.to_string(), "--user", "1001", "--interval", "60", "--activate"], "pw-1001");
+    let mut run = Running::start(&db, desk_args, &[]);
+    run.wait_for("registered", Duration::from_secs(10), registered(id));
+    let (port, media) = (sipdesk_e2e::kamailio::free_udp_tcp_port(), sipdesk_e2e::kamailio::free_udp_tcp_port());
+    let xml = sipdesk_e2e::repo_root().join(format!("tests/sipp/{scenario}.xml"));
+    let sipp = Command::new("sipp")
+        .arg("-sf").arg(&xml)
+        .args([&format!("127.0.0.1:{}", k.port), "-s", "1001", "-i", "127.0.0.1", "-p", &port.to_string(), "-mp", &media.to_string(), "-m", "1", "-nostdin", "-timeout", "20s", "-timeout_error", "-trace_err", "-trace_msg"])
+        .current_dir(dir.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    let traces = std::fs::read_dir(dir.path()).unwrap().flatten().filter(|e| e.path().extension().is_some_and(|x| x == "log")).map(|e| std::fs::read_to_string(e.path()).unwrap_or_default()).collect::<Vec<_>>().join("\n");
+    assert!(sipp.success(), "{scenario}: SIPp's checks failed:\n{traces}\nsipdesk: {}", run.stderr_text());
+    let ended = run.wait_for("ended", Duration::from_secs(5), call("ended"));
+    let states: Vec<&str> = run.seen().iter().filter(|v| v["event"] == "call").map(|v| v["state"].as_str().unwrap()).collect();
+    assert_eq!(states, expect, "{scenario}");
+    Some(ended)
+}
+
+#[test]
+fn a_caller_cancelling_while_it_rings_gets_487() {
+    if let Some(ended) = scenario_call("uac_cancel", &["--audio", "null"], &["incoming", "ringing", "ended"]) {
+        assert_eq!(ended["reason"], "cancelled");
+    }
+}
+
+#[test]
+fn an_offer_without_a_common_codec_gets_488() {
+    if let Some(ended) = scenario_call("uac_g722_only", &["--auto-answer", "--audio", "null"], &["ended"]) {
+        assert_eq!(ended["reason"], "incompatible_media");
+    }
+}
+
+#[test]
+fn call_info_answer_after_answers_without_auto_answer() {
+    if let Some(ended) = scenario_call("uac_answer_after", &["--audio", "null"], &["incoming", "ringing", "active", "ended"]) {
+        assert_eq!(ended["reason"], "remote_hangup");
+    }
+}
+
 #[test]
 fn dnd_answers_busy_and_every_call_lands_in_the_history() {
     let mut needed = vec!["sipp"];

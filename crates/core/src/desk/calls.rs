@@ -158,6 +158,17 @@ impl Calls {
     }
 }
 
+/// `Call-Info: <...>;answer-after=N` (dialers ask for auto-answer this way): N seconds, capped.
+fn answer_after(req: &rsip::Request) -> Option<std::time::Duration> {
+    message::header_values(req, "Call-Info", None).iter().flat_map(|v| message::split_list(v)).find_map(|info| {
+        info.split(';').skip(1).find_map(|p| {
+            let (k, v) = p.split_once('=')?;
+            k.trim().eq_ignore_ascii_case("answer-after").then(|| v.trim().parse::<u64>().ok())?
+        })
+    })
+    .map(|s| std::time::Duration::from_secs(s.min(3600)))
+}
+
 /// Who is calling: P-Asserted-Identity, else From.
 fn caller_id(req: &rsip::Request) -> String {
     let v = message::header_value(req, "P-Asserted-Identity", None).or_else(|| message::header_value(req, "From", Some("f"))).unwrap_or_default();
@@ -284,13 +295,22 @@ impl Desk {
         };
         let codec = Some(negotiated.codec.name());
         self.call_event(call_id, account_id, "incoming", &remote, codec, None);
-        if !self.inner.auto_answer {
+        let auto = answer_after(&inv.invite).or(self.inner.auto_answer.then_some(std::time::Duration::ZERO));
+        if auto != Some(std::time::Duration::ZERO) {
             inv.provisional(180, "Ringing", None).await;
             self.call_event(call_id, account_id, "ringing", &remote, codec, None);
             let ring = tokio::time::sleep(RING_TIMEOUT);
             tokio::pin!(ring);
+            let auto_answer = async {
+                match auto {
+                    Some(d) => tokio::time::sleep(d).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::pin!(auto_answer);
             loop {
                 tokio::select! {
+                    _ = &mut auto_answer => break,
                     _ = &mut ring => {
                         inv.reject(480, "Temporarily Unavailable", &[], &mut requests).await;
                         self.call_event(call_id, account_id, "ended", &remote, codec, Some("no_answer"));
@@ -405,4 +425,20 @@ impl Desk {
 
 fn inv_local_ip(inv: &IncomingInvite) -> std::net::IpAddr {
     inv.endpoint().flow().local().ip()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn answer_after_from_call_info() {
+        let invite = |info: &str| {
+            rsip::Request::try_from(format!("INVITE sip:1001@h SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bKx\r\nFrom: <sip:a@h>;tag=1\r\nTo: <sip:1001@h>\r\nCall-ID: c\r\nCSeq: 1 INVITE\r\n{info}Content-Length: 0\r\n\r\n")).unwrap()
+        };
+        assert_eq!(answer_after(&invite("Call-Info: <sip:h>;answer-after=0\r\n")), Some(std::time::Duration::ZERO));
+        assert_eq!(answer_after(&invite("Call-Info: <http://x/a,b>;purpose=icon, <sip:h>;Answer-After=5\r\n")), Some(std::time::Duration::from_secs(5)));
+        assert_eq!(answer_after(&invite("Call-Info: <sip:h>;answer-after=soon\r\n")), None);
+        assert_eq!(answer_after(&invite("")), None);
+    }
 }
