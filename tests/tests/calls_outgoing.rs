@@ -39,7 +39,7 @@ fn dial_sipp_hear_our_tone_back_and_hang_up() {
     let port = kamailio::free_udp_tcp_port();
     let media = kamailio::free_udp_tcp_port();
     let _uas = Uas(Command::new("sipp")
-        .args(["-sn", "uas", "-i", "127.0.0.1", "-p", &port.to_string(), "-mp", &media.to_string(), "-rtp_echo", "-m", "1", "-nostdin"])
+        .args(["-sn", "uas", "-i", "127.0.0.1", "-p", &port.to_string(), "-mp", &media.to_string(), "-rtp_echo", "-m", "1", "-nostdin", "-trace_msg"])
         .current_dir(dir.path())
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -47,7 +47,8 @@ fn dial_sipp_hear_our_tone_back_and_hang_up() {
         .spawn()
         .unwrap());
     let audio = format!("file:{},{}", tone.display(), heard.display());
-    let mut run = Running::start(&db, &["--audio", &audio], &[]);
+    // A fixed RTP range, as firewalls want; the test checks the SDP port came from it.
+    let mut run = Running::start(&db, &["--audio", &audio], &[("SIPDESK_RTP_PORTS", "41000-41099")]);
     run.wait_for("registered", Duration::from_secs(10), |v| v["event"] == "registration" && v["account_id"] == id && v["state"] == "registered");
     let bad = run.command(json!({"id": 1, "cmd": "dial", "uri": "<script>"}));
     assert_eq!(bad["code"], "invalid_argument");
@@ -56,6 +57,9 @@ fn dial_sipp_hear_our_tone_back_and_hang_up() {
     let call_id = dialed["result"]["call_id"].as_str().unwrap().to_string();
     run.wait_for("calling", Duration::from_secs(5), call("calling"));
     let active = run.wait_for("active", Duration::from_secs(10), call("active"));
+    let uas_log = std::fs::read_dir(dir.path()).unwrap().flatten().find(|e| e.file_name().to_string_lossy().ends_with("_messages.log")).map(|e| std::fs::read_to_string(e.path()).unwrap_or_default()).expect("SIPp's message log");
+    let port: u16 = uas_log.lines().find_map(|l| l.strip_prefix("m=audio ")).and_then(|r| r.split(' ').next()?.parse().ok()).expect("an m= line in the offer");
+    assert!((41000..=41099).contains(&port), "RTP port {port} outside SIPDESK_RTP_PORTS");
     // The registrar challenged the INVITE (407); the desk answered it in a second INVITE.
     let log = k.log();
     assert!(log.contains("INVITE from") && log.lines().any(|l| l.contains("INVITE from") && l.ends_with("cseq 2")), "{log}");

@@ -19,8 +19,19 @@ use crate::sip::invite_server::{AnswerError, CallRequests, IncomingInvite, RING_
 use crate::sip::transaction::{self, Outcome, Timers};
 use crate::sip::{message, request};
 
-/// RTP ports are taken from this range (even for RTP, odd for RTCP).
-pub(super) const RTP_PORTS: (u16, u16) = (16384, 32767);
+/// RTP ports come from this range (even for RTP, odd for RTCP) unless `SIPDESK_RTP_PORTS=MIN-MAX`
+/// says otherwise (firewalls often open only a fixed range).
+pub(super) fn rtp_ports() -> (u16, u16) {
+    const DEFAULT: (u16, u16) = (16384, 32767);
+    let Ok(v) = std::env::var("SIPDESK_RTP_PORTS") else { return DEFAULT };
+    match v.split_once('-').map(|(a, b)| (a.trim().parse::<u16>(), b.trim().parse::<u16>())) {
+        Some((Ok(min), Ok(max))) if min >= 1024 && max > min => (min, max),
+        _ => {
+            tracing::warn!("SIPDESK_RTP_PORTS must look like 20000-20999 (from 1024 up); using {}-{}", DEFAULT.0, DEFAULT.1);
+            DEFAULT
+        }
+    }
+}
 
 /// The audio endpoint a new call plugs into, from `--audio`.
 pub(super) fn audio_endpoint(choice: &AudioChoice) -> Result<AudioEndpoint, String> {
@@ -264,7 +275,7 @@ impl Desk {
         inv.provisional(100, "Trying", None).await;
         // Reserve our RTP ports now so the answer can name them.
         let local_ip = inv_local_ip(&inv);
-        let rtp = match RtpSockets::bind(local_ip, RTP_PORTS.0, RTP_PORTS.1).await {
+        let rtp = match RtpSockets::bind(local_ip, rtp_ports().0, rtp_ports().1).await {
             Ok(s) => s,
             Err(e) => {
                 tracing::error!("no RTP port: {e}");

@@ -4,7 +4,7 @@
 
 use tokio::sync::mpsc;
 
-use super::calls::{audio_endpoint, lock, CallCommand, CallEntry, Renegotiation, RTP_PORTS};
+use super::calls::{audio_endpoint, lock, rtp_ports, CallCommand, CallEntry, Renegotiation};
 use super::{ApiError, Desk};
 use crate::media::offer_answer::{LocalMedia, MediaPolicy, SdpSession};
 use crate::media::rtp_session::{RtpSession, RtpSockets};
@@ -81,7 +81,7 @@ impl Desk {
             return "network_down";
         };
         let local_ip = ep.flow().local().ip();
-        let rtp = match RtpSockets::bind(local_ip, RTP_PORTS.0, RTP_PORTS.1).await {
+        let rtp = match RtpSockets::bind(local_ip, rtp_ports().0, rtp_ports().1).await {
             Ok(s) => s,
             Err(e) => {
                 tracing::error!("no RTP port: {e}");
