@@ -120,3 +120,64 @@ fn sipdesk_call_places_one_call_and_exits_when_it_ends() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("call ended: not_found"), "{}", String::from_utf8_lossy(&out.stderr));
 }
+
+#[test]
+fn junk_rtp_is_rejected_and_the_audio_stays_right() {
+    let mut needed = vec!["sipp"];
+    needed.extend_from_slice(kamailio::PROGRAMS);
+    if !sipdesk_e2e::require_programs("junk_rtp", &needed) {
+        return;
+    }
+    let k = Kamailio::start(&Config::default());
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("desk.db");
+    let (tone, heard) = (dir.path().join("tone.wav"), dir.path().join("heard.wav"));
+    sipdesk_e2e::audio::write_tone_wav(&tone, 1400.0, 8000, 8.0, -12.0, 0.0);
+    add_account(&db, &["--host", "127.0.0.1", "--port", &k.port.to_string(), "--user", "1001", "--interval", "60", "--activate"], "pw-1001");
+    let (port, media) = (kamailio::free_udp_tcp_port(), kamailio::free_udp_tcp_port());
+    let _uas = Uas(Command::new("sipp")
+        .args(["-sn", "uas", "-i", "127.0.0.1", "-p", &port.to_string(), "-mp", &media.to_string(), "-rtp_echo", "-m", "1", "-nostdin", "-trace_msg"])
+        .current_dir(dir.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap());
+    let mut run = Running::start(&db, &["--audio", &format!("file:{},{}", tone.display(), heard.display())], &[]);
+    run.wait_for("registered", Duration::from_secs(10), |v| v["event"] == "registration" && v["state"] == "registered");
+    let dialed = run.command(json!({"id": 1, "cmd": "dial", "uri": format!("sip:service@127.0.0.1:{port}")}));
+    let call_id = dialed["result"]["call_id"].as_str().unwrap().to_string();
+    run.wait_for("active", Duration::from_secs(10), call("active"));
+    let log = std::fs::read_dir(dir.path()).unwrap().flatten().find(|e| e.file_name().to_string_lossy().ends_with("_messages.log")).map(|e| std::fs::read_to_string(e.path()).unwrap()).unwrap();
+    let rtp_port: u16 = log.lines().find_map(|l| l.strip_prefix("m=audio ")).and_then(|r| r.split(' ').next()?.parse().ok()).unwrap();
+    // Mid-call, once the real stream flows: that is when a hijack would be tried.
+    std::thread::sleep(Duration::from_millis(500));
+    // From another address: short packets, RTP version 1, an unknown payload type, random bytes,
+    // and well-formed PCMU carrying silence, which must not take the call's audio over.
+    let junk = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let mut v1 = vec![0x40u8, 0, 0, 1, 0, 0, 0, 160, 1, 2, 3, 4];
+    v1.extend(std::iter::repeat_n(0xffu8, 160));
+    let mut pt77 = vec![0x80u8, 77, 0, 1, 0, 0, 0, 160, 9, 9, 9, 9];
+    pt77.extend(std::iter::repeat_n(0u8, 160));
+    for round in 0..50u8 {
+        let mut hijack = vec![0x80u8, 0, 0, round, 0, 0, round, 0, 7, 7, 7, 7];
+        hijack.extend(std::iter::repeat_n(0xffu8, 160)); // µ-law silence
+        for packet in [&[0x80u8, 0][..], &v1, &pt77, &[round; 37][..], &hijack] {
+            junk.send_to(packet, ("127.0.0.1", rtp_port)).unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    run.command(json!({"id": 2, "cmd": "hangup", "call_id": call_id}));
+    run.wait_for("ended", Duration::from_secs(10), call("ended"));
+    let (samples, rate) = sipdesk_e2e::audio::read_wav(&heard);
+    let a = sipdesk_e2e::audio::analyse(&samples, rate);
+    eprintln!("heard with junk around: {:.1} Hz, {:.1} dBFS, coverage {:.2}, longest gap {} ms", a.dominant_hz, a.rms_dbfs, a.coverage, a.longest_gap_ms);
+    assert!((a.dominant_hz - 1400.0).abs() < 28.0 && (a.rms_dbfs + 12.0).abs() < 3.0, "{:.1} Hz {:.1} dBFS", a.dominant_hz, a.rms_dbfs);
+    assert!(a.coverage > 0.8 && a.longest_gap_ms <= 60, "coverage {:.2}, gap {} ms", a.coverage, a.longest_gap_ms);
+    let (code, stderr) = run.terminate(Duration::from_secs(3));
+    assert!(code.success(), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(stderr.contains("rtp: dropped a packet from") && stderr.contains("is still sending"), "rejections are logged: {stderr}");
+    assert!(!stderr.contains("rtp: latching onto"), "the stray sender never took over: {stderr}");
+}

@@ -177,7 +177,12 @@ struct Loop {
     last_sr: Option<(u32, Instant)>,
     last_event_end: Option<u32>,
     started: Instant,
+    /// When the latched source last sent a packet we kept.
+    last_from_remote: Option<Instant>,
 }
+
+/// How long the latched RTP source must be quiet before another may take its place.
+const RELATCH_AFTER: std::time::Duration = std::time::Duration::from_millis(500);
 
 impl Loop {
     fn new(sockets: RtpSockets, neg: Negotiated, source: Box<dyn FrameSource>, sink: Box<dyn FrameSink>, stats: Arc<RtpStats>) -> Loop {
@@ -189,6 +194,7 @@ impl Loop {
             tracker: SequenceTracker::new(), jitter: JitterBuffer::new(SampleRate::Hz8000, DEFAULT_DEPTH),
             first_ext_seq: None, received: 0, last_expected: 0, last_received: 0,
             arrival_jitter: 0.0, last_transit: None, last_sr: None, last_event_end: None, started: Instant::now(),
+            last_from_remote: None,
         }
     }
 
@@ -282,10 +288,19 @@ impl Loop {
             return self.reject(from, &format_args!("unknown payload type {pt}"));
         }
         if from != self.remote {
+            // The address the SDP named always wins. Another one (a peer behind NAT) may take
+            // over only before anything arrived or once the current source has gone quiet, so a
+            // stray sender cannot take the call's audio over while the real one talks.
+            let signalled = from == self.neg.remote;
+            let quiet = self.last_from_remote.is_none_or(|t| t.elapsed() > RELATCH_AFTER);
+            if !signalled && !quiet {
+                return self.reject(from, &format_args!("RTP from {from} while {} is still sending", self.remote));
+            }
             tracing::info!("rtp: latching onto {from} (was {})", self.remote);
             self.remote = from;
             self.remote_rtcp = SocketAddr::new(from.ip(), from.port().wrapping_add(1));
         }
+        self.last_from_remote = Some(Instant::now());
         let seen = self.tracker.observe(&pkt.header);
         if seen.ssrc_changed {
             tracing::info!("rtp: new SSRC {:#010x}", pkt.header.ssrc);
