@@ -155,6 +155,10 @@ fn a_second_instance_on_the_same_database_refuses_to_run() {
     assert_eq!(status.code(), Some(3));
     assert!(stderr.contains("another SipDesk instance") && stderr.contains("is already running"), "{stderr}");
     assert!(first.is_running());
+    // `sipdesk call` beside it does not register twice either: it points at the running desk.
+    let out = command(&db).args(["call", "2002", "--audio", "null"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("\"cmd\":\"dial\""), "{}", String::from_utf8_lossy(&out.stderr));
     let (status, _) = first.terminate(Duration::from_secs(2));
     assert!(status.success());
 }
