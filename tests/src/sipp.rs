@@ -71,3 +71,71 @@ impl Drop for Sipp {
         }
     }
 }
+
+/// SIPp's built-in UAS (answers, echoes RTP, waits for BYE), killed on drop; its message trace
+/// goes to the directory it runs in.
+pub struct Uas {
+    child: Child,
+    /// SIP port it listens on.
+    pub port: u16,
+    dir: std::path::PathBuf,
+}
+
+impl Uas {
+    /// Starts the UAS in `dir` on free ports.
+    pub fn echo(dir: &std::path::Path) -> Uas {
+        let (port, media) = (crate::kamailio::free_udp_tcp_port(), crate::kamailio::free_udp_tcp_port());
+        let child = Command::new(PROGRAM)
+            .args(["-sn", "uas", "-i", "127.0.0.1", "-p", &port.to_string(), "-mp", &media.to_string(), "-rtp_echo", "-m", "1", "-nostdin", "-trace_msg"])
+            .current_dir(dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start sipp uas");
+        Uas { child, port, dir: dir.to_path_buf() }
+    }
+
+    /// The RTP port the caller offered (the m= line of the INVITE the UAS received).
+    pub fn offered_rtp_port(&self) -> u16 {
+        let log = std::fs::read_dir(&self.dir)
+            .expect("trace dir")
+            .flatten()
+            .find(|e| e.file_name().to_string_lossy().ends_with("_messages.log"))
+            .map(|e| std::fs::read_to_string(e.path()).unwrap_or_default())
+            .expect("SIPp's message log");
+        log.lines().find_map(|l| l.strip_prefix("m=audio ")).and_then(|r| r.split(' ').next()?.parse().ok()).expect("an m= line in the offer")
+    }
+}
+
+impl Drop for Uas {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs one SIPp call as a UAC to `service` through the registrar on `registrar_port`, in `dir`:
+/// the built-in scenario (`scenario` None) or `tests/sipp/<scenario>.xml`. Returns the exit status
+/// and SIPp's logs (for failure messages).
+pub fn call(dir: &std::path::Path, registrar_port: u16, service: &str, scenario: Option<&str>, extra: &[&str]) -> (ExitStatus, String) {
+    let (port, media) = (crate::kamailio::free_udp_tcp_port(), crate::kamailio::free_udp_tcp_port());
+    let mut cmd = Command::new(PROGRAM);
+    match scenario {
+        Some(name) => cmd.arg("-sf").arg(crate::repo_root().join(format!("tests/sipp/{name}.xml"))),
+        None => cmd.args(["-sn", "uac"]),
+    };
+    let status = cmd
+        .args([&format!("127.0.0.1:{registrar_port}"), "-s", service, "-i", "127.0.0.1", "-p", &port.to_string(), "-mp", &media.to_string(), "-m", "1", "-nostdin", "-timeout", "20s", "-timeout_error", "-trace_err", "-trace_msg"])
+        .args(extra)
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("run sipp");
+    let logs = std::fs::read_dir(dir)
+        .map(|d| d.flatten().filter(|e| e.path().extension().is_some_and(|x| x == "log")).map(|e| std::fs::read_to_string(e.path()).unwrap_or_default()).collect::<Vec<_>>().join("\n"))
+        .unwrap_or_default();
+    (status, logs)
+}
