@@ -7,6 +7,7 @@ pub mod baresip;
 pub mod desk_rig;
 pub mod events_schema;
 pub mod kamailio;
+pub mod pipewire;
 pub mod scripted_peer;
 pub mod sipdesk;
 pub mod sipp;

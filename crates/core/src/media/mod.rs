@@ -5,6 +5,7 @@
 //! offer/answer. Audio moves as 20 ms [`frame::Frame`]s between endpoints that all have the same
 //! shape ([`frame::FrameSource`] + [`frame::FrameSink`]); see [`frame`] for why.
 
+pub mod device;
 pub mod frame;
 pub mod g711;
 pub mod jitter;
