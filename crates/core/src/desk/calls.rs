@@ -38,10 +38,14 @@ pub(super) fn audio_endpoint(choice: &AudioChoice) -> Result<AudioEndpoint, Stri
     let rate = SampleRate::Hz8000;
     match choice {
         AudioChoice::Null => Ok(NullEndpoint::endpoint(rate)),
-        AudioChoice::Device => {
-            tracing::warn!("audio devices are not wired yet; this call uses silence");
-            Ok(NullEndpoint::endpoint(rate))
-        }
+        AudioChoice::Device => match crate::media::device::DeviceEndpoint::open(None, None, rate) {
+            Ok(e) => Ok(e),
+            Err(e) => {
+                // A call without a headset is still a call: keep it, silent, and say why.
+                tracing::warn!("audio device unavailable ({e}); this call is silent");
+                Ok(NullEndpoint::endpoint(rate))
+            }
+        },
         AudioChoice::File { input, output } => {
             let source = WavSource::open(input, rate).map_err(|e| e.to_string())?;
             let sink = WavSink::create(output, rate).map_err(|e| e.to_string())?;
@@ -310,6 +314,7 @@ impl Desk {
         if auto != Some(std::time::Duration::ZERO) {
             inv.provisional(180, "Ringing", None).await;
             self.call_event(call_id, account_id, "ringing", &remote, codec, None);
+            let _ring = super::tones::play(&self.inner.audio, crate::media::tone::ToneSpec::ring());
             let ring = tokio::time::sleep(RING_TIMEOUT);
             tokio::pin!(ring);
             let auto_answer = async {

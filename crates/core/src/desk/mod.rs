@@ -7,6 +7,7 @@ mod calls;
 mod channel;
 mod events;
 mod outgoing;
+mod tones;
 mod status;
 
 use std::collections::BTreeMap;

@@ -98,12 +98,22 @@ impl Desk {
         let (progress_tx, mut progress) = mpsc::unbounded_channel();
         let run = invite.run(offer.as_bytes(), cancel_rx, progress_tx);
         tokio::pin!(run);
+        let mut ringback = None;
         let result = loop {
             tokio::select! {
                 r = &mut run => break r,
                 p = progress.recv() => match p {
-                    Some(Progress::Ringing) => ev("ringing", None, None),
-                    Some(Progress::Early(_)) => ev("early", None, None),
+                    Some(Progress::Ringing) => {
+                        ev("ringing", None, None);
+                        if ringback.is_none() {
+                            ringback = super::tones::play(&self.inner.audio, crate::media::tone::ToneSpec::ringback_eu());
+                        }
+                    }
+                    Some(Progress::Early(_)) => {
+                        // The far end sends its own ringback or announcement now.
+                        ringback = None;
+                        ev("early", None, None);
+                    }
                     None => {}
                 },
                 c = commands.recv() => if matches!(c, Some(CallCommand::Hangup | CallCommand::Reject) | None) {
@@ -111,6 +121,7 @@ impl Desk {
                 },
             }
         };
+        drop(ringback);
         let (mut dialog, answer) = match result {
             InviteResult::Answered(d, a) => (d, a),
             InviteResult::AnsweredAfterCancel(mut d) => {
