@@ -96,6 +96,19 @@ impl Uas {
         Uas { child, port, dir: dir.to_path_buf() }
     }
 
+    /// Waits for the UAS to finish its one call; true when it ended successfully (it got our ACK
+    /// and our BYE and answered it).
+    pub fn finished_ok(&mut self, timeout: std::time::Duration) -> bool {
+        let end = std::time::Instant::now() + timeout;
+        while std::time::Instant::now() < end {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.success();
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        false
+    }
+
     /// The RTP port the caller offered (the m= line of the INVITE the UAS received).
     pub fn offered_rtp_port(&self) -> u16 {
         let log = std::fs::read_dir(&self.dir)

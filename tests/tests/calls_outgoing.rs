@@ -31,7 +31,7 @@ fn dial_sipp_hear_our_tone_back_and_hang_up() {
     let rig = DeskRig::new();
     let (tone, heard) = (rig.dir.path().join("tone1400.wav"), rig.dir.path().join("heard.wav"));
     write_tone_wav(&tone, 1400.0, 8000, 6.0, -12.0, 0.0);
-    let uas = Uas::echo(rig.dir.path());
+    let mut uas = Uas::echo(rig.dir.path());
     // A fixed RTP range, as firewalls want; checked against the offer's m= line below.
     let mut run = rig.run(&["--audio", &format!("file:{},{}", tone.display(), heard.display())], &[("SIPDESK_RTP_PORTS", "41000-41099")]);
     let bad = run.command(json!({"id": 1, "cmd": "dial", "uri": "<script>"}));
@@ -54,6 +54,8 @@ fn dial_sipp_hear_our_tone_back_and_hang_up() {
     assert_eq!(ended["reason"], "local_hangup");
     let gone = run.command(json!({"id": 4, "cmd": "hangup", "call_id": call_id}));
     assert_eq!(gone["code"], "not_found");
+    // The callee's 200 had no Record-Route: our ACK and BYE still reached it through the proxy.
+    assert!(uas.finished_ok(Duration::from_secs(5)), "the UAS did not get our ACK and BYE");
     assert_heard_tone(&heard);
     let (code, _) = run.terminate(Duration::from_secs(3));
     assert!(code.success());

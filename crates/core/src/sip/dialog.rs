@@ -41,6 +41,9 @@ pub struct Dialog {
     pub local_cseq: u32,
     /// The peer's last CSeq number, if it sent one in the dialog.
     pub remote_cseq: Option<u32>,
+    /// Our outbound proxy as a loose route (`<sip:host:port;lr>`): in-dialog requests go through
+    /// it when the dialog has no route set of its own (RFC 3261 8.1.2).
+    pub outbound: Option<String>,
 }
 
 fn uri_in(value: &str) -> Option<String> {
@@ -99,6 +102,7 @@ impl Dialog {
             route_set: record_routes(invite),
             local_cseq: 0,
             remote_cseq: Some(remote_cseq),
+            outbound: None,
         })
     }
 
@@ -121,6 +125,7 @@ impl Dialog {
             route_set,
             local_cseq: invite_cseq,
             remote_cseq: None,
+            outbound: None,
         })
     }
 
@@ -160,7 +165,8 @@ impl Dialog {
                 routes.push(format!("<{}>", self.remote_target));
                 (uri, routes)
             }
-            _ => (self.remote_target.clone(), self.route_set.clone()),
+            Some(_) => (self.remote_target.clone(), self.route_set.clone()),
+            None => (self.remote_target.clone(), self.outbound.iter().cloned().collect()),
         }
     }
 
@@ -246,6 +252,15 @@ Call-ID: c1\r\nCSeq: 1 INVITE\r\nContact: <sip:2001@192.0.2.5:5060>\r\nContent-L
         assert!(bye.starts_with("BYE sip:p2.example SIP/2.0"), "{bye}");
         assert!(bye.contains("Route: <sip:p1.example;lr>\r\nRoute: <sip:2001@192.0.2.5:5060>"), "{bye}");
         assert_eq!(d.local_cseq, 2);
+    }
+
+    #[test]
+    fn an_empty_route_set_goes_through_the_outbound_proxy() {
+        let invite = rsip::Request::try_from(INVITE.replace("Record-Route: <sip:127.0.0.1:5060;lr>\r\nRecord-Route: <sip:10.0.0.9;lr>\r\n", "").as_str()).unwrap();
+        let mut d = Dialog::from_incoming(&invite, "t").unwrap();
+        d.outbound = Some("<sip:127.0.0.1:5060;lr>".into());
+        let bye = d.request("BYE", None, "SIP/2.0/UDP 127.0.0.1:5070", "z9hG4bKo", &[], None);
+        assert!(bye.starts_with("BYE sip:2001@127.0.0.1:40000;transport=udp SIP/2.0") && bye.contains("Route: <sip:127.0.0.1:5060;lr>"), "{bye}");
     }
 
     #[test]

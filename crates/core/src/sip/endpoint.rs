@@ -57,6 +57,13 @@ impl Endpoint {
         &self.flow
     }
 
+    /// Our server (registrar or outbound proxy) as a loose route, for in-dialog requests whose
+    /// dialog has no route set of its own.
+    pub fn outbound_route(&self) -> String {
+        let proto = if self.flow.proto() == crate::store::Protocol::Tcp { ";transport=tcp" } else { "" };
+        format!("<sip:{}{proto};lr>", super::request::host_port(self.flow.remote()))
+    }
+
     /// Sends bytes as they are (a response, an ACK, a keepalive).
     pub async fn send(&self, bytes: &[u8]) -> std::io::Result<()> {
         self.flow.send(bytes).await

@@ -173,7 +173,20 @@ impl OutgoingInvite {
             if (200..300).contains(&code) {
                 let dialog = Dialog::from_response(&final_resp, self.cseq);
                 let Ok(mut dialog) = dialog else { return InviteResult::Refused(502) };
-                self.ack_2xx(&mut dialog).await;
+                dialog.outbound = Some(self.ep.outbound_route());
+                let ack = dialog.request("ACK", Some(self.cseq), &self.via(), &request::branch(), &[], None);
+                let _ = self.ep.send(ack.as_bytes()).await;
+                // RFC 3261 13.2.2.4: every retransmission of the 2xx gets the ACK again, for 64*T1.
+                let (ep, linger) = (self.ep.clone(), self.timers.t1 * 64);
+                tokio::spawn(async move {
+                    let _guard = _guard;
+                    let until = Instant::now() + linger;
+                    while let Ok(Some(TxSignal::Response(r))) = tokio::time::timeout_at(until, signals.recv()).await {
+                        if (200..300).contains(&r.status_code.code()) {
+                            let _ = ep.send(ack.as_bytes()).await;
+                        }
+                    }
+                });
                 if cancelled {
                     // The answer crossed our CANCEL: the call exists, so end it properly.
                     return InviteResult::Answered(dialog, Vec::new()).into_cancelled();
@@ -214,11 +227,6 @@ impl OutgoingInvite {
         let _ = self.ep.send(cancel.as_bytes()).await;
     }
 
-    /// ACKs a 2xx: a new request in the dialog with the INVITE's CSeq number.
-    pub async fn ack_2xx(&self, dialog: &mut Dialog) {
-        let ack = dialog.request("ACK", Some(self.cseq), &self.via(), &request::branch(), &[], None);
-        let _ = self.ep.send(ack.as_bytes()).await;
-    }
 }
 
 impl InviteResult {

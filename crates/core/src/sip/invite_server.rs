@@ -128,7 +128,8 @@ impl IncomingInvite {
 
     /// Sends 200 with `sdp` and retransmits it until the ACK; returns the confirmed dialog.
     pub async fn accept(&mut self, sdp: &[u8], requests: &mut CallRequests) -> Result<Dialog, AnswerError> {
-        let dialog = Dialog::from_incoming(&self.invite, &self.local_tag)?;
+        let mut dialog = Dialog::from_incoming(&self.invite, &self.local_tag)?;
+        dialog.outbound = Some(self.ep.outbound_route());
         let extra = [format!("Contact: <{}>", self.contact), "Supported: replaces".to_string()];
         if !self.send(200, "OK", &extra, Some(("application/sdp", sdp))).await {
             return Err(AnswerError::FlowClosed);
