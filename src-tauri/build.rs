@@ -11,6 +11,14 @@ const COMMANDS: &[&str] = &[
     "account_set_default",
     "ui_settings_get",
     "ui_settings_set_locale",
+    "call_dial",
+    "call_answer",
+    "call_reject",
+    "call_hangup",
+    "calls_list",
+    "dnd_get",
+    "dnd_set",
+    "history_list",
 ];
 
 fn main() {

@@ -1,8 +1,12 @@
 //! The SipDesk desktop app: a thin Tauri shell. Each command is a one-liner into the core's
-//! [`Desk`]; every core event is re-emitted to the webview on [`EVENT_CHANNEL`] unchanged.
+//! [`Desk`]; every core event is re-emitted to the webview on [`EVENT_CHANNEL`] unchanged, and an
+//! incoming call brings the window to the front.
 
-use sipdesk_core::desk::{AccountStatus, ApiError, Desk, DeskOptions, DeskStatus, UiSettings};
-use sipdesk_core::store::AccountDraft;
+use sipdesk_core::desk::{
+    AccountStatus, ApiError, CallCommand, CallView, Desk, DeskOptions, DeskStatus, Event,
+    EventEnvelope, UiSettings,
+};
+use sipdesk_core::store::{AccountDraft, CallRecord};
 use tauri::{AppHandle, Emitter, Manager, RunEvent, State};
 use tokio::sync::broadcast::error::RecvError;
 
@@ -55,6 +59,51 @@ fn ui_settings_set_locale(desk: State<'_, Desk>, locale: String) -> Result<(), A
     desk.ui_settings_set_locale(locale)
 }
 
+// Argument names stay snake_case on the JS side too (`account_id`, `call_id`), as in the core.
+#[tauri::command(async, rename_all = "snake_case")]
+fn call_dial(
+    desk: State<'_, Desk>,
+    target: String,
+    account_id: Option<i64>,
+) -> Result<String, ApiError> {
+    desk.dial(&target, account_id)
+}
+
+#[tauri::command(async, rename_all = "snake_case")]
+fn call_answer(desk: State<'_, Desk>, call_id: String) -> Result<(), ApiError> {
+    desk.call_command(&call_id, CallCommand::Answer)
+}
+
+#[tauri::command(async, rename_all = "snake_case")]
+fn call_reject(desk: State<'_, Desk>, call_id: String) -> Result<(), ApiError> {
+    desk.call_command(&call_id, CallCommand::Reject)
+}
+
+#[tauri::command(async, rename_all = "snake_case")]
+fn call_hangup(desk: State<'_, Desk>, call_id: String) -> Result<(), ApiError> {
+    desk.call_command(&call_id, CallCommand::Hangup)
+}
+
+#[tauri::command(async)]
+fn calls_list(desk: State<'_, Desk>) -> Vec<CallView> {
+    desk.calls_list()
+}
+
+#[tauri::command(async)]
+fn dnd_get(desk: State<'_, Desk>) -> bool {
+    desk.dnd()
+}
+
+#[tauri::command(async)]
+fn dnd_set(desk: State<'_, Desk>, on: bool) -> Result<(), ApiError> {
+    desk.dnd_set(on)
+}
+
+#[tauri::command(async)]
+fn history_list(desk: State<'_, Desk>, limit: u32) -> Result<Vec<CallRecord>, ApiError> {
+    desk.history_list(limit)
+}
+
 /// Opens the desk (a broken database still opens the window, with the error in `desk_status`),
 /// starts it and runs the app until its window closes.
 pub fn run() {
@@ -76,9 +125,18 @@ pub fn run() {
             account_set_default,
             ui_settings_get,
             ui_settings_set_locale,
+            call_dial,
+            call_answer,
+            call_reject,
+            call_hangup,
+            calls_list,
+            dnd_get,
+            dnd_set,
+            history_list,
         ])
         .setup(move |app| {
             tauri::async_runtime::spawn(start_and_forward(desk, app.handle().clone()));
+            tauri::async_runtime::spawn(exit_on_signal(app.handle().clone()));
             Ok(())
         })
         .build(tauri::generate_context!())
@@ -88,6 +146,21 @@ pub fn run() {
             tauri::async_runtime::block_on(handle.state::<Desk>().shutdown());
         }
     });
+}
+
+/// SIGTERM or SIGINT (a logout, `kill`, a service manager) ends the app the way closing its
+/// window does, so the exit path removes every registration.
+async fn exit_on_signal(app: AppHandle) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+        return tracing::warn!("cannot watch for SIGTERM; a signal will not unregister");
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    tracing::info!("stopping on a signal");
+    app.exit(0);
 }
 
 /// Starts the desk, then forwards every core event to the webview until the desk is gone.
@@ -104,11 +177,42 @@ async fn start_and_forward(desk: Desk, app: AppHandle) {
                 if let Err(e) = app.emit(EVENT_CHANNEL, &event) {
                     tracing::warn!("cannot forward an event to the webview: {e}");
                 }
+                if rings_here(&event) {
+                    raise_window(&app);
+                }
             }
             Err(RecvError::Lagged(n)) => {
                 tracing::warn!(skipped = n, "webview event forwarding lagged")
             }
             Err(RecvError::Closed) => break,
+        }
+    }
+}
+
+/// An incoming call that waits for the agent: the window must come to the front.
+fn rings_here(event: &EventEnvelope) -> bool {
+    matches!(
+        &event.event,
+        Event::Call {
+            direction: "in",
+            state: "incoming" | "ringing",
+            ..
+        }
+    )
+}
+
+/// Shows, restores and focuses the main window (from Rust, so the webview needs no window permission).
+fn raise_window(app: &AppHandle) {
+    let Some(window) = app.get_webview_window("main") else {
+        return;
+    };
+    for (what, result) in [
+        ("show", window.show()),
+        ("unminimize", window.unminimize()),
+        ("focus", window.set_focus()),
+    ] {
+        if let Err(e) = result {
+            tracing::warn!("cannot {what} the window for an incoming call: {e}");
         }
     }
 }

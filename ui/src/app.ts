@@ -1,16 +1,23 @@
-// App state and the glue between screens and the backend. Screens are re-rendered from state; the open dialog is kept.
+// App state and the glue between screens and the backend. Screens are re-rendered from state; the open dialog,
+// the dialer's input and the incoming-call popup's place are kept.
 import { AccountForm } from "./account-form";
 import { toApiError, type Backend } from "./backend";
+import { elapsed } from "./call-format";
+import { isRinging, renderIncoming, type CallActions } from "./calls";
 import { h } from "./dom";
-import { renderHeader } from "./header";
-import { browserLang, resolveLang, setLang } from "./i18n";
+import { renderHeader, type Page } from "./header";
+import { browserLang, currentLang, resolveLang, setLang } from "./i18n";
+import { lineName, PhoneView } from "./phone";
 import { renderSettings, type SettingsActions } from "./settings";
-import type { AccountView, ApiError, DeskStatus, Locale, UiSettings } from "./types";
+import type { AccountView, ApiError, CallRecord, CallView, DeskStatus, Locale, UiSettings } from "./types";
 
 /** Events after which the header and the list are re-read from the core. */
 const REFRESH_ON = new Set(["registration", "accounts_changed", "account_loaded", "account_unloaded", "store_error"]);
+/** How many history rows the Phone screen shows. */
+const HISTORY_ROWS = 50;
 
 export class App {
+  private page: Page = "phone";
   private status: DeskStatus | null = null;
   private settings: UiSettings | null = null;
   private confirmDeleteId: number | null = null;
@@ -18,11 +25,30 @@ export class App {
   private langError: ApiError | null = null;
   private form: AccountForm | null = null;
   private refreshQueued = false;
+  private callsQueued = false;
+  private dnd: boolean | null = null;
+  private calls: CallView[] = [];
+  private history: CallRecord[] | null = null;
+  private historyError: ApiError | null = null;
+  private dialError: ApiError | null = null;
+  private dialing = false;
+  private callError: ApiError | null = null;
+  private dndError: ApiError | null = null;
+  /** What the incoming-call popup shows, so it is rebuilt only when that changes. */
+  private popupKey = "";
+  private readonly header = h("div", { id: "header-root" });
   private readonly view = h("div", { id: "view" });
   private readonly modal = h("div", { id: "modal-root" });
+  private readonly callRoot = h("div", { id: "call-root" });
+  private readonly phone: PhoneView;
 
   constructor(private readonly backend: Backend, root: HTMLElement) {
-    root.replaceChildren(this.view, this.modal);
+    root.replaceChildren(this.header, this.view, this.modal, this.callRoot);
+    this.phone = new PhoneView({ ...this.callActions, dial: (target, accountId) => void this.dial(target, accountId) });
+    // The call timer: its element carries the answer time; only its text changes.
+    setInterval(() => {
+      for (const el of document.querySelectorAll<HTMLElement>("[data-since]")) el.textContent = elapsed(Number(el.dataset.since));
+    }, 250);
   }
 
   async start(): Promise<void> {
@@ -32,11 +58,16 @@ export class App {
     try {
       await this.backend.onEvent((e) => {
         if (REFRESH_ON.has(e.event)) this.queueRefresh();
+        if (e.event === "call") this.queueCalls();
+        if (e.event === "dnd") {
+          this.dnd = e.on;
+          this.render();
+        }
       });
     } catch (e) {
       console.error("no live updates from the core", e);
     }
-    await this.refresh();
+    await Promise.all([this.refresh(), this.refreshCalls(), this.loadDnd()]);
   }
 
   private async loadSettings(): Promise<void> {
@@ -48,6 +79,15 @@ export class App {
     setLang(resolveLang(this.settings.locale, this.settings.system_locale));
   }
 
+  private async loadDnd(): Promise<void> {
+    try {
+      this.dnd = await this.backend.dndGet();
+    } catch {
+      this.dnd = null;
+    }
+    this.render();
+  }
+
   private queueRefresh(): void {
     if (this.refreshQueued) return;
     this.refreshQueued = true;
@@ -55,6 +95,15 @@ export class App {
       this.refreshQueued = false;
       void this.refresh();
     }, 50);
+  }
+
+  private queueCalls(): void {
+    if (this.callsQueued) return;
+    this.callsQueued = true;
+    setTimeout(() => {
+      this.callsQueued = false;
+      void this.refreshCalls();
+    }, 30);
   }
 
   private async refresh(): Promise<void> {
@@ -69,23 +118,114 @@ export class App {
     this.render();
   }
 
+  /** Re-reads the live calls and the history: both change with every call event. */
+  private async refreshCalls(): Promise<void> {
+    const [calls, history] = await Promise.allSettled([this.backend.callsList(), this.backend.historyList(HISTORY_ROWS)]);
+    if (calls.status === "fulfilled") {
+      const gone = (id: string) => !calls.value.some((c) => c.call_id === id);
+      // A command error belongs to its call; it goes with it.
+      if (this.calls.every((c) => gone(c.call_id))) this.callError = null;
+      this.calls = calls.value;
+    }
+    if (history.status === "fulfilled") {
+      this.history = history.value;
+      this.historyError = null;
+    } else {
+      this.historyError = toApiError(history.reason);
+    }
+    this.render();
+  }
+
   private render(): void {
-    this.view.replaceChildren(
-      renderHeader(this.status),
-      renderSettings(
-        {
-          status: this.status,
-          loaded: this.status !== null,
-          accounts: this.status?.accounts ?? [],
-          confirmDeleteId: this.confirmDeleteId,
-          error: this.listError,
-          locale: this.settings?.locale ?? "system",
-          langError: this.langError,
-        },
-        this.actions,
+    this.header.replaceChildren(
+      renderHeader(
+        { status: this.status, page: this.page, dnd: this.dnd },
+        { go: (page) => this.go(page), setDnd: (on) => void this.setDnd(on) },
       ),
     );
+    if (this.page === "phone") {
+      this.phone.update({
+        status: this.status,
+        calls: this.calls,
+        dnd: this.dnd === true,
+        dialError: this.dialError,
+        dialing: this.dialing,
+        callError: this.callError,
+        dndError: this.dndError,
+        history: { records: this.history, live: new Set(this.calls.map((c) => c.call_id)), error: this.historyError },
+      });
+      if (this.view.firstChild !== this.phone.el) this.view.replaceChildren(this.phone.el);
+    } else {
+      this.view.replaceChildren(
+        renderSettings(
+          {
+            status: this.status,
+            loaded: this.status !== null,
+            accounts: this.status?.accounts ?? [],
+            confirmDeleteId: this.confirmDeleteId,
+            error: this.listError,
+            locale: this.settings?.locale ?? "system",
+            langError: this.langError,
+          },
+          this.actions,
+        ),
+      );
+    }
+    const ringing = this.calls.find(isRinging) ?? null;
+    const line = ringing ? lineName(this.status, ringing.account_id) : "";
+    const key = JSON.stringify([currentLang(), ringing, line, this.callError?.code]);
+    if (key !== this.popupKey) {
+      this.popupKey = key;
+      this.callRoot.replaceChildren(ringing ? renderIncoming(ringing, line, this.callError, this.callActions) : "");
+    }
   }
+
+  private go(page: Page): void {
+    this.page = page;
+    this.render();
+  }
+
+  private async dial(target: string, accountId: number | null): Promise<void> {
+    this.dialError = null;
+    this.dialing = true;
+    this.render();
+    try {
+      await this.backend.callDial(target, accountId);
+    } catch (e) {
+      this.dialError = toApiError(e);
+    }
+    this.dialing = false;
+    this.render();
+    await this.refreshCalls();
+  }
+
+  private async setDnd(on: boolean): Promise<void> {
+    this.dndError = null;
+    try {
+      await this.backend.dndSet(on);
+      this.dnd = on;
+    } catch (e) {
+      this.dndError = toApiError(e);
+    }
+    this.render();
+  }
+
+  /** Runs a command on a live call; its error shows on the call, success waits for the call's events. */
+  private async callCommand(op: () => Promise<void>): Promise<void> {
+    this.callError = null;
+    try {
+      await op();
+    } catch (e) {
+      this.callError = toApiError(e);
+      this.render();
+    }
+  }
+
+  private readonly callActions: CallActions = {
+    answer: (id) => void this.callCommand(() => this.backend.callAnswer(id)),
+    reject: (id) => void this.callCommand(() => this.backend.callReject(id)),
+    hangup: (id) => void this.callCommand(() => this.backend.callHangup(id)),
+  };
 
   /** Runs a list action; its error shows above the list, success reloads the list. */
   private async act(op: () => Promise<unknown>): Promise<void> {

@@ -2,7 +2,7 @@
 import { invoke, type InvokeArgs } from "@tauri-apps/api/core";
 import { listen } from "@tauri-apps/api/event";
 import { toApiError, type Backend } from "./backend";
-import type { AccountDraft, AccountView, DeskEvent, DeskStatus, Locale, UiSettings } from "./types";
+import type { AccountDraft, AccountView, CallRecord, CallView, DeskEvent, DeskStatus, Locale, UiSettings } from "./types";
 
 export const EVENT_CHANNEL = "sipdesk://event";
 
@@ -24,6 +24,15 @@ export class TauriBackend implements Backend {
   accountSetDefault = (id: number) => call<void>("account_set_default", { id });
   uiSettingsGet = () => call<UiSettings>("ui_settings_get");
   uiSettingsSetLocale = (locale: Locale) => call<void>("ui_settings_set_locale", { locale });
+  // The call commands take snake_case argument names, like the core.
+  callDial = (target: string, accountId: number | null) => call<string>("call_dial", { target, account_id: accountId });
+  callAnswer = (callId: string) => call<void>("call_answer", { call_id: callId });
+  callReject = (callId: string) => call<void>("call_reject", { call_id: callId });
+  callHangup = (callId: string) => call<void>("call_hangup", { call_id: callId });
+  callsList = () => call<CallView[]>("calls_list");
+  dndGet = () => call<boolean>("dnd_get");
+  dndSet = (on: boolean) => call<void>("dnd_set", { on });
+  historyList = (limit: number) => call<CallRecord[]>("history_list", { limit });
 
   onEvent(handler: (event: DeskEvent) => void): Promise<() => void> {
     return listen<DeskEvent>(EVENT_CHANNEL, (e) => handler(e.payload));

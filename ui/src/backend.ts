@@ -1,5 +1,5 @@
 // The UI talks to the core only through this interface, so screens can run on any backend (Tauri or a test double).
-import type { AccountDraft, AccountView, ApiError, DeskEvent, DeskStatus, Locale, UiSettings } from "./types";
+import type { AccountDraft, AccountView, ApiError, CallRecord, CallView, DeskEvent, DeskStatus, Locale, UiSettings } from "./types";
 
 export interface Backend {
   deskStatus(): Promise<DeskStatus>;
@@ -11,6 +11,15 @@ export interface Backend {
   accountSetDefault(id: number): Promise<void>;
   uiSettingsGet(): Promise<UiSettings>;
   uiSettingsSetLocale(locale: Locale): Promise<void>;
+  /** Places a call to a number, extension or SIP URI; resolves to its call id. `accountId` null: the default account. */
+  callDial(target: string, accountId: number | null): Promise<string>;
+  callAnswer(callId: string): Promise<void>;
+  callReject(callId: string): Promise<void>;
+  callHangup(callId: string): Promise<void>;
+  callsList(): Promise<CallView[]>;
+  dndGet(): Promise<boolean>;
+  dndSet(on: boolean): Promise<void>;
+  historyList(limit: number): Promise<CallRecord[]>;
   /** Calls `handler` for every core event; resolves to an unsubscribe function. */
   onEvent(handler: (event: DeskEvent) => void): Promise<() => void>;
 }

@@ -8,6 +8,11 @@ const DICTS: Record<UiLang, Dict> = { en, "zh-CN": zhCN };
 
 let current: UiLang = "en";
 
+/** The language on screen, for number and date formatting. */
+export function currentLang(): UiLang {
+  return current;
+}
+
 export function setLang(lang: UiLang): void {
   current = lang;
   document.documentElement.lang = lang;

@@ -120,5 +120,65 @@ export interface StoreErrorEvent {
   message: string;
 }
 
+export type CallDirection = "in" | "out";
+export type CallState = "calling" | "incoming" | "ringing" | "early" | "active" | "held" | "ended";
+
+/** A live call (`calls_list`): the last `call` event's fields plus when it was answered. */
+export interface CallView {
+  call_id: string;
+  account_id: number;
+  direction: CallDirection;
+  state: CallState;
+  /** The other party as a name-addr: `"Name" <sip:user@host>` or `<sip:user@host>`. */
+  remote: string;
+  codec: string | null;
+  /** When it became active (ms since the epoch), for the call timer. */
+  active_since_ms: number | null;
+}
+
+/** One row of the call history (`history_list`), newest first. */
+export interface CallRecord {
+  id: number;
+  call_id: string;
+  account_id: number | null;
+  direction: CallDirection;
+  /** The other party's URI. */
+  remote: string;
+  display_name: string;
+  /** UTC, ISO 8601. */
+  started_at: string;
+  answered_at: string | null;
+  ended_at: string | null;
+  duration_s: number | null;
+  /** Why it ended; null while the call runs, or when it was interrupted (the app stopped). */
+  end_reason: string | null;
+  codec: string | null;
+}
+
+export interface CallEvent {
+  event: "call";
+  ts_ms: number;
+  call_id: string;
+  account_id: number;
+  direction: CallDirection;
+  state: CallState;
+  remote: string;
+  codec: string | null;
+  reason: string | null;
+}
+
+export interface DndEvent {
+  event: "dnd";
+  ts_ms: number;
+  on: boolean;
+}
+
 /** Core events; the core may add kinds the UI does not know yet, so always check `event`. */
-export type DeskEvent = AccountLoadedEvent | AccountUnloadedEvent | RegistrationEvent | AccountsChangedEvent | StoreErrorEvent;
+export type DeskEvent =
+  | AccountLoadedEvent
+  | AccountUnloadedEvent
+  | RegistrationEvent
+  | AccountsChangedEvent
+  | StoreErrorEvent
+  | CallEvent
+  | DndEvent;

@@ -88,7 +88,8 @@ pub fn cli_built(test: &str, what: &str) -> bool {
         .unwrap_or_else(|| target_profile_dir().join("sipdesk"))
         .is_file();
     if !built {
-        let msg = format!("{test}: {what} needs the sipdesk CLI (cargo build -p sipdesk-core --bins)");
+        let msg =
+            format!("{test}: {what} needs the sipdesk CLI (cargo build -p sipdesk-core --bins)");
         assert!(!in_ci(), "{msg}");
         eprintln!("SKIP {msg}");
     }
@@ -180,14 +181,22 @@ impl Desk {
         )
     }
 
-    /// Opens the app and waits for its Settings screen.
+    /// Opens the app, waits for its Phone screen (the one it starts on) and goes to Settings.
     pub fn launch(&self) -> Session {
+        let s = self.launch_phone();
+        s.click("#nav-settings").expect("the Settings tab");
+        s.wait_for("#settings", WAIT).expect("the Settings screen");
+        s
+    }
+
+    /// Opens the app and waits for its Phone screen.
+    pub fn launch_phone(&self) -> Session {
         let s = self
             .driver
             .launch(&self.app)
             .expect("WebDriver session with the app");
-        s.wait_for("#settings", WAIT).unwrap_or_else(|e| {
-            panic!("the app shows no Settings screen ({e}); a plain `cargo build` points at the dev server, build with tauri build")
+        s.wait_for("#phone", WAIT).unwrap_or_else(|e| {
+            panic!("the app shows no Phone screen ({e}); a plain `cargo build` points at the dev server, build with tauri build")
         });
         s
     }

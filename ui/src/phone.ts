@@ -1,0 +1,81 @@
+// The Phone screen: the dialer on the left; the current call (or the idle card) and the call
+// history on the right. The dialer is kept across renders; the rest is rebuilt from state.
+import { isRinging, renderIdle, renderInCall, type CallActions } from "./calls";
+import { Dialer } from "./dialer";
+import { h } from "./dom";
+import { currentLang, tCode } from "./i18n";
+import { renderHistory, type HistoryState } from "./history";
+import { accountName } from "./status";
+import type { AccountView, ApiError, CallRecord, CallView, DeskStatus } from "./types";
+
+export interface PhoneState {
+  status: DeskStatus | null;
+  calls: CallView[];
+  dnd: boolean;
+  dialError: ApiError | null;
+  dialing: boolean;
+  callError: ApiError | null;
+  /** Do-not-disturb could not be switched. */
+  dndError: ApiError | null;
+  history: HistoryState;
+}
+
+export interface PhoneActions extends CallActions {
+  dial(target: string, accountId: number | null): void;
+}
+
+/** The call the in-call panel shows: the first one that is not waiting to be answered. */
+export function currentCall(calls: CallView[]): CallView | null {
+  return calls.find((c) => !isRinging(c)) ?? null;
+}
+
+/** How a call's account is named on screen. */
+export function lineName(status: DeskStatus | null, accountId: number | null): string {
+  const a = status?.accounts.find((x) => x.id === accountId);
+  return a ? accountName(a) : "";
+}
+
+export class PhoneView {
+  readonly el: HTMLElement;
+  private readonly dialer: Dialer;
+  private readonly notice = h("div", {});
+  private readonly callSlot = h("div", { class: "call-slot" });
+  private readonly historySlot = h("div", { class: "history-slot" });
+
+  constructor(private readonly act: PhoneActions) {
+    this.dialer = new Dialer((target, accountId) => act.dial(target, accountId));
+    this.el = h(
+      "main",
+      { id: "phone", class: "page phone" },
+      this.notice,
+      h("div", { class: "phone-grid" }, h("div", { class: "phone-left" }, this.dialer.el), h("div", { class: "phone-right" }, this.callSlot, this.historySlot)),
+    );
+  }
+
+  update(s: PhoneState): void {
+    this.notice.replaceChildren(
+      s.dndError ? h("div", { id: "dnd-error", class: "banner banner-error", role: "alert" }, tCode("error", s.dndError.code)) : "",
+    );
+    const active: AccountView[] = s.status?.accounts.filter((a) => a.is_active) ?? [];
+    this.dialer.update({ accounts: active, defaultAccountId: s.status?.default_account_id ?? null, error: s.dialError, busy: s.dialing });
+    const call = currentCall(s.calls);
+    const def = active.find((a) => a.id === s.status?.default_account_id) ?? active[0];
+    const line = call ? lineName(s.status, call.account_id) : def ? accountName(def) : null;
+    swap(this.callSlot, [currentLang(), call, line, s.callError?.code, s.dnd], () =>
+      call ? renderInCall(call, line ?? "", s.callError, this.act) : renderIdle(line, s.dnd),
+    );
+    swap(this.historySlot, [currentLang(), s.history.records, [...s.history.live], s.history.error?.code], () =>
+      renderHistory(s.history, (r: CallRecord) => this.dialer.dial(r.remote)),
+    );
+  }
+}
+
+const shown = new WeakMap<HTMLElement, string>();
+
+/** Rebuilds `slot` only when what it shows changed, so hover, focus and clicks in flight are not disturbed. */
+function swap(slot: HTMLElement, inputs: unknown, build: () => HTMLElement): void {
+  const key = JSON.stringify(inputs);
+  if (shown.get(slot) === key) return;
+  shown.set(slot, key);
+  slot.replaceChildren(build());
+}
