@@ -82,6 +82,7 @@ fn check_type(ty: &str, v: &Value) -> Result<(), String> {
     let ok = match ty {
         "any" => true,
         "int" => v.is_i64() || v.is_u64(),
+        "number" => v.is_number(),
         "string" => v.is_string(),
         "bool" => v.is_boolean(),
         "object" => v.is_object(),

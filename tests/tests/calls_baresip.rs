@@ -74,6 +74,10 @@ fn tone_call(codec: &'static str, desk_calls: bool) {
     let active = run.wait_for("active", Duration::from_secs(10), call("active"));
     assert_eq!(active["codec"], codec.to_uppercase());
     assert_eq!(active["direction"], if desk_calls { "out" } else { "in" });
+    // While the phone's tone plays, the level the desk reports for it is about -12 dBFS.
+    let level = run.wait_for("call_level", Duration::from_secs(5), |v| v["event"] == "call_level" && v["rx_dbfs"].as_f64().is_some_and(|l| l > -20.0));
+    assert!((level["rx_dbfs"].as_f64().unwrap() - LEVEL_DBFS).abs() < 3.0, "{level}");
+    assert!((level["tx_dbfs"].as_f64().unwrap() - LEVEL_DBFS).abs() < 3.0, "{level}");
     let ended = run.wait_for("ended", Duration::from_secs(15), call("ended"));
     assert_eq!(ended["reason"], "remote_hangup", "the phone hangs up when its WAV ends");
     phone.wait_event("CALL_CLOSED", Duration::from_secs(10));

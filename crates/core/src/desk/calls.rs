@@ -54,6 +54,15 @@ pub(super) fn audio_endpoint(choice: &AudioChoice) -> Result<AudioEndpoint, Stri
     }
 }
 
+/// Stops a call's level reports when dropped.
+pub(super) struct LevelReports(tokio::task::JoinHandle<()>);
+
+impl Drop for LevelReports {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// What a confirmed call needs to answer re-INVITEs and UPDATEs.
 pub(super) struct Renegotiation<'a> {
     pub(super) sdp: &'a mut SdpSession,
@@ -374,8 +383,10 @@ impl Desk {
             }
         };
         self.call_event(call_id, account_id, "active", &remote, codec, None);
+        let levels = self.report_levels(call_id, &media);
         let mut offers = Renegotiation { sdp: &mut sdp, local, contact: inv.contact().to_string() };
         let reason = self.confirmed(inv.endpoint(), &mut dialog, &mut requests, &mut commands, &mut offers).await;
+        drop(levels);
         if let Err(e) = media.stop().await {
             tracing::warn!(call_id, "closing the call's audio: {e}");
         }
@@ -425,6 +436,21 @@ impl Desk {
             }
         }
         "network_down"
+    }
+
+    /// Publishes the call's audio levels every 200 ms until the returned guard is dropped.
+    pub(super) fn report_levels(&self, call_id: &str, media: &RtpSession) -> LevelReports {
+        let stats = media.stats_handle();
+        let (desk, id) = (self.clone(), call_id.to_string());
+        let task = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_millis(200));
+            loop {
+                tick.tick().await;
+                let (rx_dbfs, tx_dbfs) = ((stats.rx_dbfs() * 10.0).round() / 10.0, (stats.tx_dbfs() * 10.0).round() / 10.0);
+                desk.emit(Event::CallLevel { call_id: id.clone(), rx_dbfs, tx_dbfs });
+            }
+        });
+        LevelReports(task)
     }
 
     /// Sends BYE in the dialog and waits (bounded by timer F) for its answer.

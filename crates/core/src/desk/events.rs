@@ -8,7 +8,7 @@ use serde::Serialize;
 pub use crate::sip::registration::{Registration, RegistrationState};
 
 /// One event, tagged by `event`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum Event {
     /// An active account was loaded (at start-up or after a change).
@@ -56,6 +56,15 @@ pub enum Event {
         /// Why it ended, for `ended`.
         reason: Option<&'static str>,
     },
+    /// Audio levels of a live call, about every 200 ms (for the in-call meter).
+    CallLevel {
+        /// The call.
+        call_id: String,
+        /// Level of what the far end sends, dBFS (-120: silence).
+        rx_dbfs: f64,
+        /// Level of what we send, dBFS (-120: silence).
+        tx_dbfs: f64,
+    },
     /// Do-not-disturb was turned on or off.
     Dnd {
         /// Whether it is on.
@@ -71,7 +80,7 @@ pub enum Event {
 }
 
 /// An event with its time: the exact JSON object a front end receives.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct EventEnvelope {
     /// Milliseconds since the Unix epoch.
     pub ts_ms: u64,

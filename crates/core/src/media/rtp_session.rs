@@ -107,6 +107,36 @@ pub struct RtpStats {
     pub rtcp_received: AtomicU64,
     /// Set when the source has ended (end of a WAV file).
     pub source_ended: AtomicBool,
+    /// Level of the last frame played to the sink, in hundredths of dBFS (0 = never measured).
+    pub rx_level_cdb: std::sync::atomic::AtomicI32,
+    /// Level of the last frame sent, in hundredths of dBFS (0 = never measured).
+    pub tx_level_cdb: std::sync::atomic::AtomicI32,
+}
+
+impl RtpStats {
+    /// Level received (dBFS; -120 for silence or before the first frame).
+    pub fn rx_dbfs(&self) -> f64 {
+        level(self.rx_level_cdb.load(Ordering::Relaxed))
+    }
+
+    /// Level sent (dBFS; -120 for silence or before the first frame).
+    pub fn tx_dbfs(&self) -> f64 {
+        level(self.tx_level_cdb.load(Ordering::Relaxed))
+    }
+}
+
+fn level(cdb: i32) -> f64 {
+    if cdb == 0 { FLOOR_DBFS } else { f64::from(cdb) / 100.0 }
+}
+
+/// The level reported for silence.
+pub const FLOOR_DBFS: f64 = -120.0;
+
+/// RMS level of a frame in dBFS (a full-scale sine is 0 dBFS), as hundredths, never 0.
+fn frame_level_cdb(samples: &[i16]) -> i32 {
+    let energy: f64 = samples.iter().map(|&s| f64::from(s) * f64::from(s)).sum::<f64>() / samples.len().max(1) as f64;
+    let dbfs = if energy > 0.0 { 20.0 * ((energy.sqrt() * std::f64::consts::SQRT_2) / 32767.0).log10() } else { FLOOR_DBFS };
+    ((dbfs.max(FLOOR_DBFS) * 100.0).round() as i32).min(-1)
 }
 
 /// A running session; [`RtpSession::stop`] ends it.
@@ -139,7 +169,12 @@ impl RtpSession {
         self.port
     }
 
-    /// Live counters.
+    /// A shared handle on the live counters, for a task that reports them.
+    pub fn stats_handle(&self) -> Arc<RtpStats> {
+        self.stats.clone()
+    }
+
+    /// Counters of this session.
     pub fn stats(&self) -> &RtpStats {
         &self.stats
     }
@@ -245,6 +280,7 @@ impl Loop {
                 frame.reset(SampleRate::Hz8000);
             }
         }
+        self.stats.tx_level_cdb.store(frame_level_cdb(frame.samples()), Ordering::Relaxed);
         let mut payload = [0u8; 160];
         let n = self.neg.codec.law().encode_into(frame.samples(), &mut payload);
         let header = RtpHeader { marker: self.stats.sent.load(Ordering::Relaxed) == 0, payload_type: self.neg.payload_type, sequence: self.seq, timestamp: self.timestamp, ssrc: self.ssrc };
@@ -267,6 +303,7 @@ impl Loop {
         if self.jitter.pop(frame) == Playout::Concealed {
             self.stats.concealed.fetch_add(1, Ordering::Relaxed);
         }
+        self.stats.rx_level_cdb.store(frame_level_cdb(frame.samples()), Ordering::Relaxed);
         self.sink.put_frame(frame);
     }
 
