@@ -1,7 +1,7 @@
 //! The calling side of an INVITE (RFC 3261 13.2, 17.1.1): send the offer, retransmit on UDP
 //! (timer A) until a provisional, give up at timer B, ACK every final response (in the
-//! transaction for errors, as a new request for a 2xx), answer 401/407 once, and CANCEL on
-//! request. A 2xx that crosses our CANCEL is acknowledged and the call is then hung up.
+//! transaction for errors, again for each retransmission during timer D; as a new request for a
+//! 2xx, again for each retransmitted 2xx), answer 401/407 once, and CANCEL on request. A 2xx that crosses our CANCEL is acknowledged and the call is then hung up.
 
 use tokio::sync::mpsc;
 use tokio::time::{sleep_until, Instant};
@@ -195,6 +195,19 @@ impl OutgoingInvite {
             }
             let ack = self.ack_error(&branch, &final_resp);
             let _ = self.ep.send(ack.as_bytes()).await;
+            if self.ep.flow().is_unreliable() {
+                // Timer D (17.1.1.2): a retransmitted error response gets the same ACK, for 32 s.
+                let (ep, linger) = (self.ep.clone(), self.timers.t1 * 64);
+                tokio::spawn(async move {
+                    let _guard = _guard;
+                    let until = Instant::now() + linger;
+                    while let Ok(Some(TxSignal::Response(r))) = tokio::time::timeout_at(until, signals.recv()).await {
+                        if r.status_code.code() >= 300 {
+                            let _ = ep.send(ack.as_bytes()).await;
+                        }
+                    }
+                });
+            }
             if cancelled || code == 487 {
                 return InviteResult::Cancelled;
             }
