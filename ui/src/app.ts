@@ -7,9 +7,10 @@ import { isRinging, renderIncoming, type CallActions } from "./calls";
 import { h } from "./dom";
 import { renderHeader, type Page } from "./header";
 import { browserLang, currentLang, resolveLang, setLang } from "./i18n";
+import { showLevel } from "./levels";
 import { lineName, PhoneView } from "./phone";
 import { renderSettings, type SettingsActions } from "./settings";
-import type { AccountView, ApiError, CallRecord, CallView, DeskStatus, Locale, UiSettings } from "./types";
+import type { AccountView, ApiError, CallLevelEvent, CallRecord, CallView, DeskStatus, Locale, UiSettings } from "./types";
 
 /** Events after which the header and the list are re-read from the core. */
 const REFRESH_ON = new Set(["registration", "accounts_changed", "account_loaded", "account_unloaded", "store_error"]);
@@ -28,6 +29,8 @@ export class App {
   private callsQueued = false;
   private dnd: boolean | null = null;
   private calls: CallView[] = [];
+  /** The last `call_level` event of each live call. */
+  private levels = new Map<string, CallLevelEvent>();
   private history: CallRecord[] | null = null;
   private historyError: ApiError | null = null;
   private dialError: ApiError | null = null;
@@ -59,6 +62,10 @@ export class App {
       await this.backend.onEvent((e) => {
         if (REFRESH_ON.has(e.event)) this.queueRefresh();
         if (e.event === "call") this.queueCalls();
+        if (e.event === "call_level") {
+          this.levels.set(e.call_id, e);
+          showLevel(this.view, e);
+        }
         if (e.event === "dnd") {
           this.dnd = e.on;
           this.render();
@@ -126,6 +133,7 @@ export class App {
       // A command error belongs to its call; it goes with it.
       if (this.calls.every((c) => gone(c.call_id))) this.callError = null;
       this.calls = calls.value;
+      for (const id of [...this.levels.keys()]) if (gone(id)) this.levels.delete(id);
     }
     if (history.status === "fulfilled") {
       this.history = history.value;
@@ -147,6 +155,7 @@ export class App {
       this.phone.update({
         status: this.status,
         calls: this.calls,
+        levels: this.levels,
         dnd: this.dnd === true,
         dialError: this.dialError,
         dialing: this.dialing,

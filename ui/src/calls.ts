@@ -3,7 +3,8 @@
 import { elapsed, parseRemote, type Party } from "./call-format";
 import { h } from "./dom";
 import { t, tCode } from "./i18n";
-import type { ApiError, CallView } from "./types";
+import { renderLevels } from "./levels";
+import type { ApiError, CallLevelEvent, CallView } from "./types";
 
 /** A call waiting for the agent to answer or reject it. */
 export function isRinging(c: CallView): boolean {
@@ -23,8 +24,11 @@ function partyLines(p: Party, nameId: string, uriId: string): HTMLElement[] {
   ];
 }
 
-/** The in-call panel for `call`. The timer element carries its start, and a ticker refreshes its text. */
-export function renderInCall(call: CallView, line: string, error: ApiError | null, act: CallActions): HTMLElement {
+/**
+ * The in-call panel for `call`. The timer element carries its start, and a ticker refreshes its text;
+ * the level meter starts at `level` (the call's last level event) and is updated in place.
+ */
+export function renderInCall(call: CallView, line: string, level: CallLevelEvent | null, error: ApiError | null, act: CallActions): HTMLElement {
   const party = parseRemote(call.remote);
   const since = call.active_since_ms;
   return h(
@@ -42,6 +46,7 @@ export function renderInCall(call: CallView, line: string, error: ApiError | nul
         since !== null ? h("span", { id: "call-timer", class: "call-timer", "data-since": since }, elapsed(since)) : null,
       ),
     ),
+    renderLevels(level),
     h(
       "div",
       { class: "in-call-bottom" },

@@ -6,11 +6,13 @@ import { h } from "./dom";
 import { currentLang, tCode } from "./i18n";
 import { renderHistory, type HistoryState } from "./history";
 import { accountName } from "./status";
-import type { AccountView, ApiError, CallRecord, CallView, DeskStatus } from "./types";
+import type { AccountView, ApiError, CallLevelEvent, CallRecord, CallView, DeskStatus } from "./types";
 
 export interface PhoneState {
   status: DeskStatus | null;
   calls: CallView[];
+  /** The last level event of each live call (it does not rebuild the panel: the bars update in place). */
+  levels: Map<string, CallLevelEvent>;
   dnd: boolean;
   dialError: ApiError | null;
   dialing: boolean;
@@ -62,7 +64,7 @@ export class PhoneView {
     const def = active.find((a) => a.id === s.status?.default_account_id) ?? active[0];
     const line = call ? lineName(s.status, call.account_id) : def ? accountName(def) : null;
     swap(this.callSlot, [currentLang(), call, line, s.callError?.code, s.dnd], () =>
-      call ? renderInCall(call, line ?? "", s.callError, this.act) : renderIdle(line, s.dnd),
+      call ? renderInCall(call, line ?? "", s.levels.get(call.call_id) ?? null, s.callError, this.act) : renderIdle(line, s.dnd),
     );
     swap(this.historySlot, [currentLang(), s.history.records, [...s.history.live], s.history.error?.code], () =>
       renderHistory(s.history, (r: CallRecord) => this.dialer.dial(r.remote)),

@@ -167,6 +167,17 @@ export interface CallEvent {
   reason: string | null;
 }
 
+/** About every 200 ms while a call has media: how loud each direction is, in dBFS (-120: silence). */
+export interface CallLevelEvent {
+  event: "call_level";
+  ts_ms: number;
+  call_id: string;
+  /** What the far end sends us. */
+  rx_dbfs: number;
+  /** What we send. */
+  tx_dbfs: number;
+}
+
 export interface DndEvent {
   event: "dnd";
   ts_ms: number;
@@ -181,4 +192,5 @@ export type DeskEvent =
   | AccountsChangedEvent
   | StoreErrorEvent
   | CallEvent
+  | CallLevelEvent
   | DndEvent;
