@@ -3,8 +3,7 @@
 //! incoming call brings the window to the front.
 
 use sipdesk_core::desk::{
-    AccountStatus, ApiError, CallCommand, CallView, Desk, DeskOptions, DeskStatus, Event,
-    EventEnvelope, UiSettings,
+    AccountStatus, ApiError, CallCommand, CallView, Desk, DeskOptions, DeskStatus, Event, EventEnvelope, UiSettings,
 };
 use sipdesk_core::store::{AccountDraft, CallRecord};
 use tauri::{AppHandle, Emitter, Manager, RunEvent, State};
@@ -61,11 +60,7 @@ fn ui_settings_set_locale(desk: State<'_, Desk>, locale: String) -> Result<(), A
 
 // Argument names stay snake_case on the JS side too (`account_id`, `call_id`), as in the core.
 #[tauri::command(async, rename_all = "snake_case")]
-fn call_dial(
-    desk: State<'_, Desk>,
-    target: String,
-    account_id: Option<i64>,
-) -> Result<String, ApiError> {
+fn call_dial(desk: State<'_, Desk>, target: String, account_id: Option<i64>) -> Result<String, ApiError> {
     desk.dial(&target, account_id)
 }
 
@@ -108,9 +103,7 @@ fn history_list(desk: State<'_, Desk>, limit: u32) -> Result<Vec<CallRecord>, Ap
 /// starts it and runs the app until its window closes.
 pub fn run() {
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .init();
     let desk = Desk::open(DeskOptions::from_env());
     let app = tauri::Builder::default()
@@ -191,14 +184,7 @@ async fn start_and_forward(desk: Desk, app: AppHandle) {
 
 /// An incoming call that waits for the agent: the window must come to the front.
 fn rings_here(event: &EventEnvelope) -> bool {
-    matches!(
-        &event.event,
-        Event::Call {
-            direction: "in",
-            state: "incoming" | "ringing",
-            ..
-        }
-    )
+    matches!(&event.event, Event::Call { direction: "in", state: "incoming" | "ringing", .. })
 }
 
 /// Shows, restores and focuses the main window (from Rust, so the webview needs no window permission).
@@ -206,11 +192,8 @@ fn raise_window(app: &AppHandle) {
     let Some(window) = app.get_webview_window("main") else {
         return;
     };
-    for (what, result) in [
-        ("show", window.show()),
-        ("unminimize", window.unminimize()),
-        ("focus", window.set_focus()),
-    ] {
+    for (what, result) in [("show", window.show()), ("unminimize", window.unminimize()), ("focus", window.set_focus())]
+    {
         if let Err(e) = result {
             tracing::warn!("cannot {what} the window for an incoming call: {e}");
         }

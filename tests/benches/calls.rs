@@ -19,15 +19,24 @@ fn sample(pid: u32) -> (u64, u64) {
     // Fields after the command name (which may contain spaces) start after the last ')'.
     let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
     let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = f.get(11).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0) + f.get(12).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    let ticks = f.get(11).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0)
+        + f.get(12).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let rss = status.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()).unwrap_or(0);
+    let rss = status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        .unwrap_or(0);
     (ticks, rss)
 }
 
 fn pid_of(pattern: &str) -> u32 {
     let out = std::process::Command::new("pgrep").args(["-f", pattern]).output().expect("pgrep");
-    String::from_utf8_lossy(&out.stdout).lines().next().and_then(|l| l.trim().parse().ok()).unwrap_or_else(|| panic!("no process matches {pattern}"))
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .next()
+        .and_then(|l| l.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no process matches {pattern}"))
 }
 
 fn main() {
@@ -37,7 +46,11 @@ fn main() {
     if !sipdesk_e2e::require_programs("bench_calls", &needed) {
         return;
     }
-    let k = Kamailio::start(&Config { users: vec![("1001".into(), "pw-1001".into()), ("2001".into(), "pw-2001".into())], max_expires: 3600, ..Config::default() });
+    let k = Kamailio::start(&Config {
+        users: vec![("1001".into(), "pw-1001".into()), ("2001".into(), "pw-2001".into())],
+        max_expires: 3600,
+        ..Config::default()
+    });
     let dir = tempfile::tempdir().unwrap();
     let phone_wav = dir.path().join("phone.wav");
     let desk_wav = dir.path().join("desk.wav");
@@ -56,10 +69,16 @@ fn main() {
     });
     phone.wait_registered(Duration::from_secs(10));
     let db = dir.path().join("bench.db");
-    add_account(&db, &["--host", "127.0.0.1", "--port", &k.port.to_string(), "--user", "1001", "--interval", "3600", "--activate"], "pw-1001");
+    add_account(
+        &db,
+        &["--host", "127.0.0.1", "--port", &k.port.to_string(), "--user", "1001", "--interval", "3600", "--activate"],
+        "pw-1001",
+    );
     let audio = format!("file:{},{}", desk_wav.display(), dir.path().join("desk-heard.wav").display());
     let mut desk = Running::start(&db, &["--audio", &audio], &[("RUST_LOG", "warn")]);
-    desk.wait_for("registered", Duration::from_secs(10), |v| v["event"] == "registration" && v["state"] == "registered");
+    desk.wait_for("registered", Duration::from_secs(10), |v| {
+        v["event"] == "registration" && v["state"] == "registered"
+    });
     desk.command(json!({"id": 1, "cmd": "dial", "uri": format!("sip:2001@127.0.0.1:{}", k.port)}));
     desk.wait_for("active", Duration::from_secs(10), |v| v["event"] == "call" && v["state"] == "active");
     let desk_pid = desk.pid();

@@ -29,7 +29,23 @@ fn launch_to_registered(proto: &str) {
     let k = Kamailio::start(&Config::default());
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("bench.db");
-    sipdesk_e2e::sipdesk::add_account(&db, &["--host", "127.0.0.1", "--port", &k.port.to_string(), "--user", "1001", "--protocol", proto, "--interval", "60", "--activate"], "pw-1001");
+    sipdesk_e2e::sipdesk::add_account(
+        &db,
+        &[
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &k.port.to_string(),
+            "--user",
+            "1001",
+            "--protocol",
+            proto,
+            "--interval",
+            "60",
+            "--activate",
+        ],
+        "pw-1001",
+    );
     let mut times = Vec::new();
     for _ in 0..RUNS {
         let start = Instant::now();

@@ -35,8 +35,7 @@ pub struct Analysis {
 /// Reads a mono (or takes the first channel of a multi-channel) WAV as s16: (samples, rate).
 /// Integer formats are scaled to 16 bits, float formats converted. Panics on an unreadable file.
 pub fn read_wav(path: &Path) -> (Vec<i16>, u32) {
-    let mut reader =
-        hound::WavReader::open(path).unwrap_or_else(|e| panic!("open WAV {}: {e}", path.display()));
+    let mut reader = hound::WavReader::open(path).unwrap_or_else(|e| panic!("open WAV {}: {e}", path.display()));
     let spec = reader.spec();
     let channels = usize::from(spec.channels.max(1));
     let samples: Vec<i16> = match spec.sample_format {
@@ -47,11 +46,7 @@ pub fn read_wav(path: &Path) -> (Vec<i16>, u32) {
                 .step_by(channels)
                 .map(|s| {
                     let s = s.unwrap_or_else(|e| panic!("read WAV {}: {e}", path.display()));
-                    let scaled = if bits > 16 {
-                        s >> (bits - 16)
-                    } else {
-                        s << (16 - bits)
-                    };
+                    let scaled = if bits > 16 { s >> (bits - 16) } else { s << (16 - bits) };
                     scaled.clamp(i32::from(i16::MIN), i32::from(i16::MAX)) as i16
                 })
                 .collect()
@@ -70,37 +65,22 @@ pub fn read_wav(path: &Path) -> (Vec<i16>, u32) {
 
 /// Writes a mono s16 WAV with a sine of `hz` at `level_dbfs` for `seconds`, followed by
 /// `pad_silence_s` seconds of silence.
-pub fn write_tone_wav(
-    path: &Path,
-    hz: f64,
-    rate: u32,
-    seconds: f64,
-    level_dbfs: f64,
-    pad_silence_s: f64,
-) {
-    let spec = hound::WavSpec {
-        channels: 1,
-        sample_rate: rate,
-        bits_per_sample: 16,
-        sample_format: hound::SampleFormat::Int,
-    };
-    let mut writer = hound::WavWriter::create(path, spec)
-        .unwrap_or_else(|e| panic!("create WAV {}: {e}", path.display()));
+pub fn write_tone_wav(path: &Path, hz: f64, rate: u32, seconds: f64, level_dbfs: f64, pad_silence_s: f64) {
+    let spec =
+        hound::WavSpec { channels: 1, sample_rate: rate, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
+    let mut writer =
+        hound::WavWriter::create(path, spec).unwrap_or_else(|e| panic!("create WAV {}: {e}", path.display()));
     let amplitude = FULL_SCALE * 10f64.powf(level_dbfs / 20.0);
     let tone = (seconds * f64::from(rate)).round() as usize;
     let pad = (pad_silence_s * f64::from(rate)).round() as usize;
     for n in 0..tone {
         let v = amplitude * (2.0 * std::f64::consts::PI * hz * n as f64 / f64::from(rate)).sin();
-        writer
-            .write_sample(v.round().clamp(-32768.0, 32767.0) as i16)
-            .expect("write WAV sample");
+        writer.write_sample(v.round().clamp(-32768.0, 32767.0) as i16).expect("write WAV sample");
     }
     for _ in 0..pad {
         writer.write_sample(0i16).expect("write WAV sample");
     }
-    writer
-        .finalize()
-        .unwrap_or_else(|e| panic!("finish WAV {}: {e}", path.display()));
+    writer.finalize().unwrap_or_else(|e| panic!("finish WAV {}: {e}", path.display()));
 }
 
 /// Analyses samples: dominant frequency, level of the non-silent part, the longest silent gap in
@@ -110,29 +90,17 @@ pub fn analyse(samples: &[i16], rate: u32) -> Analysis {
     let duration_ms = (samples.len() as u64 * 1000 / u64::from(rate)) as u32;
     let window = (rate as usize * WINDOW_MS as usize / 1000).max(1);
     let windows: Vec<&[i16]> = samples.chunks_exact(window).collect();
-    let sounding: Vec<bool> = windows
-        .iter()
-        .map(|w| dbfs(mean_square(w)) >= SILENCE_DBFS)
-        .collect();
+    let sounding: Vec<bool> = windows.iter().map(|w| dbfs(mean_square(w)) >= SILENCE_DBFS).collect();
 
-    let coverage = if windows.is_empty() {
-        0.0
-    } else {
-        sounding.iter().filter(|s| **s).count() as f64 / windows.len() as f64
-    };
+    let coverage =
+        if windows.is_empty() { 0.0 } else { sounding.iter().filter(|s| **s).count() as f64 / windows.len() as f64 };
 
     let (sum_sq, n) = windows
         .iter()
         .zip(&sounding)
         .filter(|(_, s)| **s)
-        .fold((0.0, 0usize), |(acc, n), (w, _)| {
-            (acc + mean_square(w) * w.len() as f64, n + w.len())
-        });
-    let rms_dbfs = if n == 0 {
-        FLOOR_DBFS
-    } else {
-        dbfs(sum_sq / n as f64)
-    };
+        .fold((0.0, 0usize), |(acc, n), (w, _)| (acc + mean_square(w) * w.len() as f64, n + w.len()));
+    let rms_dbfs = if n == 0 { FLOOR_DBFS } else { dbfs(sum_sq / n as f64) };
 
     let first = windows.len() / 10;
     let last = windows.len() - windows.len() / 10;
@@ -144,30 +112,18 @@ pub fn analyse(samples: &[i16], rate: u32) -> Analysis {
     }
 
     let dominant_hz = match longest_sounding_run(&sounding) {
-        Some((start, len)) => {
-            dominant_frequency(&samples[start * window..(start + len) * window], rate)
-        }
+        Some((start, len)) => dominant_frequency(&samples[start * window..(start + len) * window], rate),
         None => 0.0,
     };
 
-    Analysis {
-        dominant_hz,
-        rms_dbfs,
-        longest_gap_ms: longest * WINDOW_MS,
-        coverage,
-        duration_ms,
-    }
+    Analysis { dominant_hz, rms_dbfs, longest_gap_ms: longest * WINDOW_MS, coverage, duration_ms }
 }
 
 fn mean_square(samples: &[i16]) -> f64 {
     if samples.is_empty() {
         return 0.0;
     }
-    samples
-        .iter()
-        .map(|s| f64::from(*s) * f64::from(*s))
-        .sum::<f64>()
-        / samples.len() as f64
+    samples.iter().map(|s| f64::from(*s) * f64::from(*s)).sum::<f64>() / samples.len() as f64
 }
 
 /// Mean square of s16 samples to dBFS with a full-scale sine at 0 dBFS.
@@ -270,10 +226,7 @@ mod tests {
     fn tone(hz: f64, rate: u32, seconds: f64, level_dbfs: f64) -> Vec<i16> {
         let amplitude = FULL_SCALE * 10f64.powf(level_dbfs / 20.0);
         (0..(seconds * f64::from(rate)) as usize)
-            .map(|n| {
-                (amplitude * (2.0 * std::f64::consts::PI * hz * n as f64 / f64::from(rate)).sin())
-                    .round() as i16
-            })
+            .map(|n| (amplitude * (2.0 * std::f64::consts::PI * hz * n as f64 / f64::from(rate)).sin()).round() as i16)
             .collect()
     }
 
@@ -292,14 +245,8 @@ mod tests {
         for rate in [8000, 16000, 48000] {
             for hz in [1020.0, 1400.0, 440.0, 3000.0] {
                 let a = analyse(&tone(hz, rate, 1.0, -20.0), rate);
-                assert!(
-                    (a.dominant_hz - hz).abs() <= hz * 0.005,
-                    "{hz} Hz at {rate}: {a:?}"
-                );
-                assert!(
-                    (a.dominant_hz - hz).abs() <= 1.0,
-                    "{hz} Hz at {rate}: {a:?}"
-                );
+                assert!((a.dominant_hz - hz).abs() <= hz * 0.005, "{hz} Hz at {rate}: {a:?}");
+                assert!((a.dominant_hz - hz).abs() <= 1.0, "{hz} Hz at {rate}: {a:?}");
             }
         }
     }

@@ -81,11 +81,7 @@ impl Default for BaresipConfig {
 
 /// Sample rate of a codec's audio as baresip feeds it (the rate a WAV to play should have).
 pub fn codec_rate(codec: &str) -> u32 {
-    let name = codec
-        .split('/')
-        .next()
-        .unwrap_or(codec)
-        .to_ascii_lowercase();
+    let name = codec.split('/').next().unwrap_or(codec).to_ascii_lowercase();
     match name.as_str() {
         "opus" => 48000,
         "g722" => 16000,
@@ -128,11 +124,8 @@ impl Baresip {
         let dir = tempfile::tempdir().expect("tempdir");
         let sip_port = free_sip_port();
         let ctrl_port = free_tcp_port();
-        let record_dir = if cfg.record_dir.as_os_str().is_empty() {
-            dir.path().join("recordings")
-        } else {
-            cfg.record_dir.clone()
-        };
+        let record_dir =
+            if cfg.record_dir.as_os_str().is_empty() { dir.path().join("recordings") } else { cfg.record_dir.clone() };
         std::fs::create_dir_all(&record_dir).expect("create record dir");
 
         let wav = match &cfg.play_wav {
@@ -150,9 +143,7 @@ impl Baresip {
                 p
             }
         };
-        let spec = hound::WavReader::open(&wav)
-            .unwrap_or_else(|e| panic!("WAV to play {}: {e}", wav.display()))
-            .spec();
+        let spec = hound::WavReader::open(&wav).unwrap_or_else(|e| panic!("WAV to play {}: {e}", wav.display())).spec();
         assert!(
             spec.sample_format == hound::SampleFormat::Int && spec.bits_per_sample == 16,
             "aufile plays s16 WAVs only: {}",
@@ -169,10 +160,7 @@ impl Baresip {
                 codec_rate(cfg.codec)
             );
         }
-        let codec_modules: String = codec_modules(cfg.codec)
-            .iter()
-            .map(|m| format!("module\t\t\t{m}\n"))
-            .collect();
+        let codec_modules: String = codec_modules(cfg.codec).iter().map(|m| format!("module\t\t\t{m}\n")).collect();
         let config = template("config.in")
             .replace("{{SIP_PORT}}", &sip_port.to_string())
             .replace("{{CTRL_PORT}}", &ctrl_port.to_string())
@@ -185,28 +173,16 @@ impl Baresip {
         std::fs::write(dir.path().join("config"), config).expect("write baresip config");
 
         let (aor, regint) = if cfg.registrar_port == 0 {
-            (
-                format!("sip:{}@127.0.0.1:{sip_port};transport=udp", cfg.user),
-                0,
-            )
+            (format!("sip:{}@127.0.0.1:{sip_port};transport=udp", cfg.user), 0)
         } else {
-            (
-                format!(
-                    "sip:{}@127.0.0.1:{};transport=udp",
-                    cfg.user, cfg.registrar_port
-                ),
-                cfg.register_interval,
-            )
+            (format!("sip:{}@127.0.0.1:{};transport=udp", cfg.user, cfg.registrar_port), cfg.register_interval)
         };
         let accounts = template("accounts.in")
             .replace("{{AOR}}", &aor)
             .replace("{{USER}}", &cfg.user)
             .replace("{{PASSWORD}}", &cfg.password)
             .replace("{{CODEC}}", cfg.codec)
-            .replace(
-                "{{ANSWERMODE}}",
-                if cfg.auto_answer { "auto" } else { "manual" },
-            )
+            .replace("{{ANSWERMODE}}", if cfg.auto_answer { "auto" } else { "manual" })
             .replace("{{REGINT}}", &regint.to_string());
         std::fs::write(dir.path().join("accounts"), accounts).expect("write baresip accounts");
 
@@ -232,10 +208,7 @@ impl Baresip {
             if Instant::now() > deadline {
                 let _ = child.kill();
                 let _ = child.wait();
-                panic!(
-                    "baresip's ctrl_tcp did not answer; log:\n{}",
-                    read_log(dir.path())
-                );
+                panic!("baresip's ctrl_tcp did not answer; log:\n{}", read_log(dir.path()));
             }
             std::thread::sleep(Duration::from_millis(50));
         };
@@ -273,35 +246,21 @@ impl Baresip {
         }
         let body = msg.to_string();
         let frame = format!("{}:{body},", body.len());
-        self.ctrl
-            .write_all(frame.as_bytes())
-            .unwrap_or_else(|e| panic!("ctrl_tcp write: {e}; log:\n{}", self.log()));
+        self.ctrl.write_all(frame.as_bytes()).unwrap_or_else(|e| panic!("ctrl_tcp write: {e}; log:\n{}", self.log()));
 
         let deadline = Instant::now() + COMMAND_TIMEOUT;
         let mut state = self.shared.state.lock().expect("ctrl state");
         loop {
             if let Some(resp) = state.responses.remove(&token) {
                 let data = resp["data"].as_str().unwrap_or_default().to_string();
-                return if resp["ok"] == true {
-                    Ok(data)
-                } else {
-                    Err(data)
-                };
+                return if resp["ok"] == true { Ok(data) } else { Err(data) };
             }
             let now = Instant::now();
             if state.closed || now >= deadline {
                 drop(state);
-                panic!(
-                    "no answer to ctrl_tcp command {command}; log:\n{}",
-                    self.log()
-                );
+                panic!("no answer to ctrl_tcp command {command}; log:\n{}", self.log());
             }
-            state = self
-                .shared
-                .changed
-                .wait_timeout(state, deadline - now)
-                .expect("ctrl state")
-                .0;
+            state = self.shared.changed.wait_timeout(state, deadline - now).expect("ctrl state").0;
         }
     }
 
@@ -336,10 +295,7 @@ impl Baresip {
             }
             // `> sip:2001@127.0.0.1:5060   OK  kamailio ... Expires 60s` (OK in ANSI colour).
             let info = strip_ansi(&self.command("reginfo", None).unwrap_or_else(|e| e));
-            if info
-                .lines()
-                .any(|l| l.starts_with('>') && l.split_whitespace().nth(2) == Some("OK"))
-            {
+            if info.lines().any(|l| l.starts_with('>') && l.split_whitespace().nth(2) == Some("OK")) {
                 return;
             }
             assert!(
@@ -358,47 +314,23 @@ impl Baresip {
         let deadline = Instant::now() + timeout;
         let mut state = self.shared.state.lock().expect("ctrl state");
         loop {
-            if let Some((ev, taken)) = state
-                .events
-                .iter_mut()
-                .find(|(e, taken)| !*taken && e["type"] == kind)
-            {
+            if let Some((ev, taken)) = state.events.iter_mut().find(|(e, taken)| !*taken && e["type"] == kind) {
                 *taken = true;
                 return ev.clone();
             }
             let now = Instant::now();
             if now >= deadline || state.closed {
-                let seen: Vec<String> = state
-                    .events
-                    .iter()
-                    .map(|(e, _)| e["type"].to_string())
-                    .collect();
+                let seen: Vec<String> = state.events.iter().map(|(e, _)| e["type"].to_string()).collect();
                 drop(state);
-                panic!(
-                    "{}: no {kind} event within {timeout:?} (saw {seen:?}); log:\n{}",
-                    self.user,
-                    self.log()
-                );
+                panic!("{}: no {kind} event within {timeout:?} (saw {seen:?}); log:\n{}", self.user, self.log());
             }
-            state = self
-                .shared
-                .changed
-                .wait_timeout(state, deadline - now)
-                .expect("ctrl state")
-                .0;
+            state = self.shared.changed.wait_timeout(state, deadline - now).expect("ctrl state").0;
         }
     }
 
     /// Every ctrl_tcp event received so far, oldest first.
     pub fn events(&self) -> Vec<Value> {
-        self.shared
-            .state
-            .lock()
-            .expect("ctrl state")
-            .events
-            .iter()
-            .map(|(e, _)| e.clone())
-            .collect()
+        self.shared.state.lock().expect("ctrl state").events.iter().map(|(e, _)| e.clone()).collect()
     }
 
     /// The WAV files sndfile wrote, sorted by name (`dump-<time>-enc.wav` is what this phone
@@ -414,18 +346,12 @@ impl Baresip {
 
     /// The recordings of what this phone received (decoded audio).
     pub fn received_recordings(&self) -> Vec<PathBuf> {
-        self.recordings()
-            .into_iter()
-            .filter(|p| p.to_string_lossy().ends_with("-dec.wav"))
-            .collect()
+        self.recordings().into_iter().filter(|p| p.to_string_lossy().ends_with("-dec.wav")).collect()
     }
 
     /// The recordings of what this phone sent (before encoding).
     pub fn sent_recordings(&self) -> Vec<PathBuf> {
-        self.recordings()
-            .into_iter()
-            .filter(|p| p.to_string_lossy().ends_with("-enc.wav"))
-            .collect()
+        self.recordings().into_iter().filter(|p| p.to_string_lossy().ends_with("-enc.wav")).collect()
     }
 
     /// The config folder (config, accounts, baresip.log).
@@ -472,13 +398,7 @@ fn template(name: &str) -> String {
 
 fn codec_modules(codec: &str) -> Vec<&'static str> {
     let mut m = vec!["g711.so"];
-    match codec
-        .split('/')
-        .next()
-        .unwrap_or_default()
-        .to_ascii_lowercase()
-        .as_str()
-    {
+    match codec.split('/').next().unwrap_or_default().to_ascii_lowercase().as_str() {
         "opus" => m.push("opus.so"),
         "g722" => m.push("g722.so"),
         _ => {}
@@ -534,11 +454,7 @@ fn read_netstring(r: &mut impl Read) -> Option<Vec<u8>> {
     loop {
         r.read_exact(&mut byte).ok()?;
         match byte[0] {
-            b'0'..=b'9' => {
-                len = len
-                    .checked_mul(10)?
-                    .checked_add(usize::from(byte[0] - b'0'))?
-            }
+            b'0'..=b'9' => len = len.checked_mul(10)?.checked_add(usize::from(byte[0] - b'0'))?,
             b':' => break,
             _ => return None,
         }
@@ -565,10 +481,7 @@ pub fn free_sip_port() -> u16 {
 }
 
 fn free_tcp_port() -> u16 {
-    TcpListener::bind(("127.0.0.1", 0))
-        .and_then(|l| l.local_addr())
-        .expect("free tcp port")
-        .port()
+    TcpListener::bind(("127.0.0.1", 0)).and_then(|l| l.local_addr()).expect("free tcp port").port()
 }
 
 #[cfg(test)]
@@ -588,10 +501,7 @@ mod tests {
     #[test]
     fn colours_are_stripped() {
         let info = "> sip:2001@127.0.0.1:41993   \u{1b}[32mOK \u{1b}[;m kamailio Expires 60s";
-        assert_eq!(
-            strip_ansi(info),
-            "> sip:2001@127.0.0.1:41993   OK  kamailio Expires 60s"
-        );
+        assert_eq!(strip_ansi(info), "> sip:2001@127.0.0.1:41993   OK  kamailio Expires 60s");
     }
 
     #[test]

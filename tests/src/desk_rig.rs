@@ -30,7 +30,11 @@ impl DeskRig {
         let k = Kamailio::start(&Config::default());
         let dir = tempfile::tempdir().expect("tempdir");
         let db = dir.path().join("desk.db");
-        let account_id = add_account(&db, &["--host", "127.0.0.1", "--port", &k.port.to_string(), "--user", "1001", "--interval", "60", "--activate"], "pw-1001");
+        let account_id = add_account(
+            &db,
+            &["--host", "127.0.0.1", "--port", &k.port.to_string(), "--user", "1001", "--interval", "60", "--activate"],
+            "pw-1001",
+        );
         DeskRig { k, dir, db, account_id }
     }
 
@@ -38,7 +42,9 @@ impl DeskRig {
     pub fn run(&self, args: &[&str], env: &[(&str, &str)]) -> Running {
         let mut run = Running::start(&self.db, args, env);
         let id = self.account_id;
-        run.wait_for("registered", Duration::from_secs(10), move |v: &Value| v["event"] == "registration" && v["account_id"] == id && v["state"] == "registered");
+        run.wait_for("registered", Duration::from_secs(10), move |v: &Value| {
+            v["event"] == "registration" && v["account_id"] == id && v["state"] == "registered"
+        });
         run
     }
 }

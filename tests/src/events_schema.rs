@@ -105,9 +105,11 @@ mod tests {
     fn the_schema_catches_drift() {
         let s = EventsSchema::load();
         assert!(s.names().contains(&"registration"));
-        let good = json!({"event":"registration","ts_ms":1,"account_id":1,"state":"registered","expires":60,"reason":null});
+        let good =
+            json!({"event":"registration","ts_ms":1,"account_id":1,"state":"registered","expires":60,"reason":null});
         s.validate(&good).unwrap();
-        let bad_state = json!({"event":"registration","ts_ms":1,"account_id":1,"state":"ok","expires":null,"reason":null});
+        let bad_state =
+            json!({"event":"registration","ts_ms":1,"account_id":1,"state":"ok","expires":null,"reason":null});
         assert!(s.validate(&bad_state).is_err());
         let extra = json!({"event":"accounts_changed","ts_ms":1,"surprise":true});
         assert!(s.validate(&extra).is_err());

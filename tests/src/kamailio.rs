@@ -27,7 +27,13 @@ pub struct Config {
 
 impl Default for Config {
     fn default() -> Config {
-        Config { users: vec![("1001".into(), "pw-1001".into())], min_expires: 0, max_expires: 10, algorithm: "MD5", ipv6: false }
+        Config {
+            users: vec![("1001".into(), "pw-1001".into())],
+            min_expires: 0,
+            max_expires: 10,
+            algorithm: "MD5",
+            ipv6: false,
+        }
     }
 }
 
@@ -46,7 +52,8 @@ impl Kamailio {
         let ip = if cfg.ipv6 { "::1" } else { "127.0.0.1" };
         let port = free_port_on(ip);
         let users: String = cfg.users.iter().map(|(u, p)| format!("\t$sht(users=>{u}) = \"{p}\";\n")).collect();
-        let text = std::fs::read_to_string(crate::repo_root().join("tests/kamailio/registrar.cfg")).expect("registrar.cfg")
+        let text = std::fs::read_to_string(crate::repo_root().join("tests/kamailio/registrar.cfg"))
+            .expect("registrar.cfg")
             .replace("{{NAME}}", &format!("kam{port}"))
             .replace("{{ADDR}}", if cfg.ipv6 { "[::1]" } else { "127.0.0.1" })
             .replace("{{PORT}}", &port.to_string())
@@ -66,12 +73,21 @@ impl Kamailio {
     }
 
     fn spawn(&mut self) {
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.dir.path().join("kamailio.log")).expect("log");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("kamailio.log"))
+            .expect("log");
         let child = Command::new("kamailio")
-            .arg("-f").arg(self.cfg_path())
-            .args(["-DD", "-E", "-m", "32", "-M", "4", "-Y"]).arg(self.dir.path())
-            .arg("-P").arg(self.dir.path().join("kamailio.pid"))
-            .stdin(Stdio::null()).stdout(Stdio::null()).stderr(log)
+            .arg("-f")
+            .arg(self.cfg_path())
+            .args(["-DD", "-E", "-m", "32", "-M", "4", "-Y"])
+            .arg(self.dir.path())
+            .arg("-P")
+            .arg(self.dir.path().join("kamailio.pid"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
             .process_group(0)
             .spawn()
             .expect("start kamailio");

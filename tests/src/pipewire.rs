@@ -15,7 +15,8 @@ use std::time::{Duration, Instant};
 
 /// Programs the rig needs (Debian: pipewire pipewire-bin pipewire-pulse wireplumber dbus-bin
 /// pulseaudio-utils libasound2-plugins).
-pub const PROGRAMS: &[&str] = &["dbus-daemon", "pipewire", "wireplumber", "pipewire-pulse", "pactl", "paplay", "parecord"];
+pub const PROGRAMS: &[&str] =
+    &["dbus-daemon", "pipewire", "wireplumber", "pipewire-pulse", "pactl", "paplay", "parecord"];
 
 const ASOUNDRC: &str = "pcm.!default { type pulse }\nctl.!default { type pulse }\n";
 
@@ -80,7 +81,8 @@ impl PipeWire {
 
     /// Runs `pactl` and returns its output; panics when it fails.
     pub fn pactl(&self, args: &[&str]) -> String {
-        self.try_pactl(args).unwrap_or_else(|| panic!("pactl {} failed (logs in {})", args.join(" "), self.dir().display()))
+        self.try_pactl(args)
+            .unwrap_or_else(|| panic!("pactl {} failed (logs in {})", args.join(" "), self.dir().display()))
     }
 
     fn try_pactl(&self, args: &[&str]) -> Option<String> {
@@ -90,8 +92,17 @@ impl PipeWire {
 
     /// Creates a mono null sink `name` at `rate` (its monitor source is `name.monitor`).
     pub fn null_sink(&self, name: &str, rate: u32) {
-        self.pactl(&["load-module", "module-null-sink", &format!("sink_name={name}"), &format!("rate={rate}"), "channels=1"]);
-        let short = |pw: &PipeWire| pw.try_pactl(&["list", "short", "sinks"]).is_some_and(|s| s.lines().any(|l| l.split('\t').nth(1) == Some(name)));
+        self.pactl(&[
+            "load-module",
+            "module-null-sink",
+            &format!("sink_name={name}"),
+            &format!("rate={rate}"),
+            "channels=1",
+        ]);
+        let short = |pw: &PipeWire| {
+            pw.try_pactl(&["list", "short", "sinks"])
+                .is_some_and(|s| s.lines().any(|l| l.split('\t').nth(1) == Some(name)))
+        };
         self.wait_for(&format!("sink {name}"), short);
     }
 
@@ -107,7 +118,14 @@ impl PipeWire {
 
     /// Starts playing `wav` into `sink`; the returned handle stops it when dropped.
     pub fn play(&self, sink: &str, wav: &Path) -> Background {
-        let child = self.command("paplay").arg(format!("--device={sink}")).arg(wav).stdin(Stdio::null()).process_group(0).spawn().expect("start paplay");
+        let child = self
+            .command("paplay")
+            .arg(format!("--device={sink}"))
+            .arg(wav)
+            .stdin(Stdio::null())
+            .process_group(0)
+            .spawn()
+            .expect("start paplay");
         Background(Some(child))
     }
 
@@ -117,7 +135,13 @@ impl PipeWire {
         let child = self
             .command("parecord")
             .arg(format!("--device={source}"))
-            .args(["--file-format=wav", "--latency-msec=20", "--format=s16le", "--channels=1", &format!("--rate={rate}")])
+            .args([
+                "--file-format=wav",
+                "--latency-msec=20",
+                "--format=s16le",
+                "--channels=1",
+                &format!("--rate={rate}"),
+            ])
             .arg(wav)
             .stdin(Stdio::null())
             .process_group(0)

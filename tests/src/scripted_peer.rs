@@ -97,7 +97,6 @@ pub fn contact_uri(req: &str) -> String {
     c[c.find('<').unwrap() + 1..c.find('>').unwrap()].to_string()
 }
 
-
 impl Default for Peer {
     fn default() -> Peer {
         Peer::new()

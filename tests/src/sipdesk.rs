@@ -14,7 +14,9 @@ use crate::events_schema::EventsSchema;
 
 /// Path of the built `sipdesk` binary: `SIPDESK_BIN`, else beside this test's target folder.
 pub fn bin() -> PathBuf {
-    let path = std::env::var_os("SIPDESK_BIN").map(PathBuf::from).unwrap_or_else(|| crate::target_profile_dir().join("sipdesk"));
+    let path = std::env::var_os("SIPDESK_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| crate::target_profile_dir().join("sipdesk"));
     assert!(path.is_file(), "{} not found: build it first (cargo build -p sipdesk-core --bins)", path.display());
     path
 }
@@ -24,7 +26,15 @@ pub fn bin() -> PathBuf {
 pub fn command(db: &Path) -> Command {
     let mut c = Command::new(bin());
     c.arg("--db").arg(db).env("SIPDESK_SECRET_STORE", "file").env("RUST_LOG", "info");
-    for k in ["SIP_SERVER_HOST", "SIP_SERVER_PORT", "SIP_USERNAME", "SIP_PASSWORD", "SIP_PROTOCOL", "SIP_REGISTER_INTERVAL", "SIPDESK_DB"] {
+    for k in [
+        "SIP_SERVER_HOST",
+        "SIP_SERVER_PORT",
+        "SIP_USERNAME",
+        "SIP_PASSWORD",
+        "SIP_PROTOCOL",
+        "SIP_REGISTER_INTERVAL",
+        "SIPDESK_DB",
+    ] {
         c.env_remove(k);
     }
     c
@@ -32,7 +42,13 @@ pub fn command(db: &Path) -> Command {
 
 /// Runs `sipdesk --db DB ARGS` with `stdin` as input.
 pub fn run_with_stdin(db: &Path, args: &[&str], stdin: &str) -> Output {
-    let mut child = command(db).args(args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn sipdesk");
+    let mut child = command(db)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn sipdesk");
     child.stdin.take().expect("stdin").write_all(stdin.as_bytes()).expect("write stdin");
     child.wait_with_output().expect("sipdesk output")
 }
@@ -62,7 +78,8 @@ impl Running {
     pub fn start(db: &Path, extra: &[&str], env: &[(&str, &str)]) -> Running {
         let mut cmd = command(db);
         cmd.args(["run", "--json"]).args(extra).envs(env.iter().copied());
-        let mut child = cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn sipdesk run");
+        let mut child =
+            cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn sipdesk run");
         let lines = pipe_lines(child.stdout.take().expect("stdout"));
         let stderr = Arc::new(Mutex::new(String::new()));
         let sink = stderr.clone();
@@ -81,7 +98,11 @@ impl Running {
     /// Sends one raw line on stdin.
     pub fn send_raw(&mut self, line: &str) {
         let stdin = self.stdin.as_mut().expect("stdin still open");
-        stdin.write_all(line.as_bytes()).and_then(|_| stdin.write_all(b"\n")).and_then(|_| stdin.flush()).expect("write command");
+        stdin
+            .write_all(line.as_bytes())
+            .and_then(|_| stdin.write_all(b"\n"))
+            .and_then(|_| stdin.flush())
+            .expect("write command");
     }
 
     /// Closes stdin (EOF).
@@ -104,7 +125,8 @@ impl Running {
             let left = deadline.saturating_duration_since(Instant::now());
             match self.lines.recv_timeout(left) {
                 Ok(line) => {
-                    let v: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("stdout line is not JSON ({e}): {line}"));
+                    let v: Value =
+                        serde_json::from_str(&line).unwrap_or_else(|e| panic!("stdout line is not JSON ({e}): {line}"));
                     if let Err(e) = self.schema.validate(&v) {
                         panic!("stdout line breaks docs/EVENTS.md: {e}\n{line}");
                     }
@@ -113,8 +135,14 @@ impl Running {
                         return v;
                     }
                 }
-                Err(RecvTimeoutError::Timeout) => panic!("timed out waiting for {what}; saw {:#?}\nstderr: {}", self.seen, self.stderr_text()),
-                Err(RecvTimeoutError::Disconnected) => panic!("sipdesk exited while waiting for {what}; saw {:#?}\nstderr: {}", self.seen, self.stderr_text()),
+                Err(RecvTimeoutError::Timeout) => {
+                    panic!("timed out waiting for {what}; saw {:#?}\nstderr: {}", self.seen, self.stderr_text())
+                }
+                Err(RecvTimeoutError::Disconnected) => panic!(
+                    "sipdesk exited while waiting for {what}; saw {:#?}\nstderr: {}",
+                    self.seen,
+                    self.stderr_text()
+                ),
             }
         }
     }

@@ -23,8 +23,26 @@ impl Sipp {
         let media = crate::kamailio::free_udp_tcp_port();
         let xml = crate::repo_root().join(format!("tests/sipp/{scenario}.xml"));
         let child = Command::new(PROGRAM)
-            .arg("-sf").arg(&xml)
-            .args(["-i", "127.0.0.1", "-p", &port.to_string(), "-mp", &media.to_string(), "-t", "u1", "-m", "1", "-nostdin", "-timeout", "60s", "-timeout_error", "-trace_err", "-trace_msg"])
+            .arg("-sf")
+            .arg(&xml)
+            .args([
+                "-i",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+                "-mp",
+                &media.to_string(),
+                "-t",
+                "u1",
+                "-m",
+                "1",
+                "-nostdin",
+                "-timeout",
+                "60s",
+                "-timeout_error",
+                "-trace_err",
+                "-trace_msg",
+            ])
             .current_dir(dir.path())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -86,7 +104,21 @@ impl Uas {
     pub fn echo(dir: &std::path::Path) -> Uas {
         let (port, media) = (crate::kamailio::free_udp_tcp_port(), crate::kamailio::free_udp_tcp_port());
         let child = Command::new(PROGRAM)
-            .args(["-sn", "uas", "-i", "127.0.0.1", "-p", &port.to_string(), "-mp", &media.to_string(), "-rtp_echo", "-m", "1", "-nostdin", "-trace_msg"])
+            .args([
+                "-sn",
+                "uas",
+                "-i",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+                "-mp",
+                &media.to_string(),
+                "-rtp_echo",
+                "-m",
+                "1",
+                "-nostdin",
+                "-trace_msg",
+            ])
             .current_dir(dir)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -117,7 +149,10 @@ impl Uas {
             .find(|e| e.file_name().to_string_lossy().ends_with("_messages.log"))
             .map(|e| std::fs::read_to_string(e.path()).unwrap_or_default())
             .expect("SIPp's message log");
-        log.lines().find_map(|l| l.strip_prefix("m=audio ")).and_then(|r| r.split(' ').next()?.parse().ok()).expect("an m= line in the offer")
+        log.lines()
+            .find_map(|l| l.strip_prefix("m=audio "))
+            .and_then(|r| r.split(' ').next()?.parse().ok())
+            .expect("an m= line in the offer")
     }
 }
 
@@ -131,7 +166,13 @@ impl Drop for Uas {
 /// Runs one SIPp call as a UAC to `service` through the registrar on `registrar_port`, in `dir`:
 /// the built-in scenario (`scenario` None) or `tests/sipp/<scenario>.xml`. Returns the exit status
 /// and SIPp's logs (for failure messages).
-pub fn call(dir: &std::path::Path, registrar_port: u16, service: &str, scenario: Option<&str>, extra: &[&str]) -> (ExitStatus, String) {
+pub fn call(
+    dir: &std::path::Path,
+    registrar_port: u16,
+    service: &str,
+    scenario: Option<&str>,
+    extra: &[&str],
+) -> (ExitStatus, String) {
     let (port, media) = (crate::kamailio::free_udp_tcp_port(), crate::kamailio::free_udp_tcp_port());
     let mut cmd = Command::new(PROGRAM);
     match scenario {
@@ -139,7 +180,25 @@ pub fn call(dir: &std::path::Path, registrar_port: u16, service: &str, scenario:
         None => cmd.args(["-sn", "uac"]),
     };
     let status = cmd
-        .args([&format!("127.0.0.1:{registrar_port}"), "-s", service, "-i", "127.0.0.1", "-p", &port.to_string(), "-mp", &media.to_string(), "-m", "1", "-nostdin", "-timeout", "20s", "-timeout_error", "-trace_err", "-trace_msg"])
+        .args([
+            &format!("127.0.0.1:{registrar_port}"),
+            "-s",
+            service,
+            "-i",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "-mp",
+            &media.to_string(),
+            "-m",
+            "1",
+            "-nostdin",
+            "-timeout",
+            "20s",
+            "-timeout_error",
+            "-trace_err",
+            "-trace_msg",
+        ])
         .args(extra)
         .current_dir(dir)
         .stdin(Stdio::null())
@@ -148,7 +207,13 @@ pub fn call(dir: &std::path::Path, registrar_port: u16, service: &str, scenario:
         .status()
         .expect("run sipp");
     let logs = std::fs::read_dir(dir)
-        .map(|d| d.flatten().filter(|e| e.path().extension().is_some_and(|x| x == "log")).map(|e| std::fs::read_to_string(e.path()).unwrap_or_default()).collect::<Vec<_>>().join("\n"))
+        .map(|d| {
+            d.flatten()
+                .filter(|e| e.path().extension().is_some_and(|x| x == "log"))
+                .map(|e| std::fs::read_to_string(e.path()).unwrap_or_default())
+                .collect::<Vec<_>>()
+                .join("\n")
+        })
         .unwrap_or_default();
     (status, logs)
 }

@@ -63,11 +63,7 @@ fn agent(timeout: Duration) -> ureq::Agent {
 }
 
 /// Polls `probe` every 100 ms until it returns `Some`, or fails after `timeout`.
-pub fn wait_until<T>(
-    timeout: Duration,
-    what: &str,
-    mut probe: impl FnMut() -> Option<T>,
-) -> Result<T> {
+pub fn wait_until<T>(timeout: Duration, what: &str, mut probe: impl FnMut() -> Option<T>) -> Result<T> {
     let end = Instant::now() + timeout;
     loop {
         if let Some(v) = probe() {
@@ -91,20 +87,9 @@ impl Session {
     /// `POST /session` with the given body (`{"capabilities": ...}`).
     pub fn new(driver_url: &str, capabilities: &Value) -> Result<Session> {
         let agent = agent(Duration::from_secs(60));
-        let value = send(
-            &agent,
-            "POST",
-            &format!("{driver_url}/session"),
-            Some(capabilities),
-        )?;
-        let id = value["sessionId"]
-            .as_str()
-            .ok_or_else(|| Error::Transport(format!("no sessionId in {value}")))?;
-        Ok(Session {
-            base: format!("{driver_url}/session/{id}"),
-            agent,
-            deleted: false,
-        })
+        let value = send(&agent, "POST", &format!("{driver_url}/session"), Some(capabilities))?;
+        let id = value["sessionId"].as_str().ok_or_else(|| Error::Transport(format!("no sessionId in {value}")))?;
+        Ok(Session { base: format!("{driver_url}/session/{id}"), agent, deleted: false })
     }
 
     fn call(&self, method: &str, path: &str, body: Option<&Value>) -> Result<Value> {
@@ -113,24 +98,14 @@ impl Session {
 
     /// The first element matching a CSS selector.
     pub fn find(&self, css: &str) -> Result<Element<'_>> {
-        let v = self.call(
-            "POST",
-            "/element",
-            Some(&json!({"using": "css selector", "value": css})),
-        )?;
+        let v = self.call("POST", "/element", Some(&json!({"using": "css selector", "value": css})))?;
         Element::from_json(self, &v)
     }
 
     /// Every element matching a CSS selector.
     pub fn find_all(&self, css: &str) -> Result<Vec<Element<'_>>> {
-        let v = self.call(
-            "POST",
-            "/elements",
-            Some(&json!({"using": "css selector", "value": css})),
-        )?;
-        let list = v
-            .as_array()
-            .ok_or_else(|| Error::Transport(format!("elements: {v}")))?;
+        let v = self.call("POST", "/elements", Some(&json!({"using": "css selector", "value": css})))?;
+        let list = v.as_array().ok_or_else(|| Error::Transport(format!("elements: {v}")))?;
         list.iter().map(|e| Element::from_json(self, e)).collect()
     }
 
@@ -155,9 +130,7 @@ impl Session {
 
     /// Waits until exactly `n` elements match `css`.
     pub fn wait_count(&self, css: &str, n: usize, timeout: Duration) -> Result<()> {
-        wait_until(timeout, &format!("{n} of `{css}`"), || {
-            (self.find_all(css).ok()?.len() == n).then_some(())
-        })
+        wait_until(timeout, &format!("{n} of `{css}`"), || (self.find_all(css).ok()?.len() == n).then_some(()))
     }
 
     /// Runs `op` on the element matching `css`, finding it again while it is missing or was
@@ -170,10 +143,7 @@ impl Session {
                     if error == "stale element reference" || error == "no such element" =>
                 {
                     if Instant::now() >= end {
-                        return Err(Error::WebDriver {
-                            error,
-                            message: format!("{css}: {message}"),
-                        });
+                        return Err(Error::WebDriver { error, message: format!("{css}: {message}") });
                     }
                     std::thread::sleep(Duration::from_millis(100));
                 }
@@ -199,20 +169,12 @@ impl Session {
 
     /// Runs a synchronous script (`return ...;`) with `args` and returns its value.
     pub fn execute(&self, script: &str, args: &[Value]) -> Result<Value> {
-        self.call(
-            "POST",
-            "/execute/sync",
-            Some(&json!({"script": script, "args": args})),
-        )
+        self.call("POST", "/execute/sync", Some(&json!({"script": script, "args": args})))
     }
 
     /// Runs an asynchronous script: it gets a `done` callback as its last argument.
     pub fn execute_async(&self, script: &str, args: &[Value]) -> Result<Value> {
-        self.call(
-            "POST",
-            "/execute/async",
-            Some(&json!({"script": script, "args": args})),
-        )
+        self.call("POST", "/execute/async", Some(&json!({"script": script, "args": args})))
     }
 
     /// Waits until fonts are loaded and two frames have been painted, so a screenshot shows
@@ -225,19 +187,13 @@ impl Session {
 
     /// The page's current markup.
     pub fn outer_html(&self) -> Result<String> {
-        Ok(self
-            .execute("return document.documentElement.outerHTML;", &[])?
-            .as_str()
-            .unwrap_or_default()
-            .to_string())
+        Ok(self.execute("return document.documentElement.outerHTML;", &[])?.as_str().unwrap_or_default().to_string())
     }
 
     /// A PNG of the viewport.
     pub fn screenshot(&self) -> Result<Vec<u8>> {
         let v = self.call("GET", "/screenshot", None)?;
-        let b64 = v
-            .as_str()
-            .ok_or_else(|| Error::Transport("screenshot is not a string".into()))?;
+        let b64 = v.as_str().ok_or_else(|| Error::Transport("screenshot is not a string".into()))?;
         base64::engine::general_purpose::STANDARD
             .decode(b64)
             .map_err(|e| Error::Transport(format!("screenshot base64: {e}")))
@@ -266,18 +222,12 @@ pub struct Element<'s> {
 
 impl<'s> Element<'s> {
     fn from_json(session: &'s Session, v: &Value) -> Result<Element<'s>> {
-        let id = v[ELEMENT_KEY]
-            .as_str()
-            .ok_or_else(|| Error::Transport(format!("not an element: {v}")))?;
-        Ok(Element {
-            session,
-            id: id.to_string(),
-        })
+        let id = v[ELEMENT_KEY].as_str().ok_or_else(|| Error::Transport(format!("not an element: {v}")))?;
+        Ok(Element { session, id: id.to_string() })
     }
 
     fn call(&self, method: &str, what: &str, body: Option<&Value>) -> Result<Value> {
-        self.session
-            .call(method, &format!("/element/{}{what}", self.id), body)
+        self.session.call(method, &format!("/element/{}{what}", self.id), body)
     }
 
     /// Clicks it.
@@ -287,8 +237,7 @@ impl<'s> Element<'s> {
 
     /// Types `text` into it.
     pub fn send_keys(&self, text: &str) -> Result<()> {
-        self.call("POST", "/value", Some(&json!({"text": text})))
-            .map(|_| ())
+        self.call("POST", "/value", Some(&json!({"text": text}))).map(|_| ())
     }
 
     /// Empties an input.
@@ -304,19 +253,12 @@ impl<'s> Element<'s> {
 
     /// Its rendered text.
     pub fn text(&self) -> Result<String> {
-        Ok(self
-            .call("GET", "/text", None)?
-            .as_str()
-            .unwrap_or_default()
-            .to_string())
+        Ok(self.call("GET", "/text", None)?.as_str().unwrap_or_default().to_string())
     }
 
     /// An HTML attribute, if present.
     pub fn attribute(&self, name: &str) -> Result<Option<String>> {
-        Ok(self
-            .call("GET", &format!("/attribute/{name}"), None)?
-            .as_str()
-            .map(str::to_string))
+        Ok(self.call("GET", &format!("/attribute/{name}"), None)?.as_str().map(str::to_string))
     }
 
     /// A DOM property (e.g. `value`, `checked`).
@@ -326,10 +268,7 @@ impl<'s> Element<'s> {
 
     /// Whether it is rendered visibly.
     pub fn displayed(&self) -> Result<bool> {
-        Ok(self
-            .call("GET", "/displayed", None)?
-            .as_bool()
-            .unwrap_or(false))
+        Ok(self.call("GET", "/displayed", None)?.as_bool().unwrap_or(false))
     }
 
     /// The element as a script argument.
@@ -346,16 +285,12 @@ fn send(agent: &ureq::Agent, method: &str, url: &str, body: Option<&Value>) -> R
         None => req.call(),
     };
     let json: Value = match answer {
-        Ok(resp) => resp
-            .into_json()
-            .map_err(|e| Error::Transport(format!("{method} {url}: {e}")))?,
+        Ok(resp) => resp.into_json().map_err(|e| Error::Transport(format!("{method} {url}: {e}")))?,
         Err(ureq::Error::Status(code, resp)) => {
             let body: Value = resp.into_json().unwrap_or(Value::Null);
             let v = &body["value"];
             return Err(Error::WebDriver {
-                error: v["error"]
-                    .as_str()
-                    .map_or_else(|| format!("http {code}"), str::to_string),
+                error: v["error"].as_str().map_or_else(|| format!("http {code}"), str::to_string),
                 message: v["message"].as_str().unwrap_or_default().to_string(),
             });
         }

@@ -15,21 +15,13 @@ fn ready(test: &str) -> bool {
 
 fn registrar() -> Kamailio {
     Kamailio::start(&Config {
-        users: vec![
-            ("2001".into(), "pw-2001".into()),
-            ("2002".into(), "pw-2002".into()),
-        ],
+        users: vec![("2001".into(), "pw-2001".into()), ("2002".into(), "pw-2002".into())],
         max_expires: 60,
         ..Config::default()
     })
 }
 
-fn phone(
-    user: &str,
-    k: &Kamailio,
-    auto_answer: bool,
-    play_wav: Option<std::path::PathBuf>,
-) -> Baresip {
+fn phone(user: &str, k: &Kamailio, auto_answer: bool, play_wav: Option<std::path::PathBuf>) -> Baresip {
     Baresip::start(&BaresipConfig {
         user: user.into(),
         password: format!("pw-{user}"),
@@ -57,10 +49,7 @@ fn baresip_calls_baresip_through_kamailio_and_the_tone_arrives() {
     caller.wait_registered(WAIT);
     callee.wait_registered(WAIT);
     let dump = k.ul_dump();
-    assert!(
-        dump.contains("AoR: 2001") && dump.contains("AoR: 2002"),
-        "{dump}"
-    );
+    assert!(dump.contains("AoR: 2001") && dump.contains("AoR: 2002"), "{dump}");
 
     caller.dial(&format!("sip:2002@127.0.0.1:{}", k.port));
     // With answermode=auto baresip 1.0.0 reports no CALL_INCOMING, only CALL_ESTABLISHED.
@@ -68,13 +57,7 @@ fn baresip_calls_baresip_through_kamailio_and_the_tone_arrives() {
     caller.wait_event("CALL_ESTABLISHED", WAIT);
     // The caller hangs up when its WAV (3 s tone + 1 s silence) ends.
     let closed = caller.wait_event("CALL_CLOSED", WAIT);
-    assert!(
-        closed["param"]
-            .as_str()
-            .unwrap_or_default()
-            .contains("end of file"),
-        "{closed}"
-    );
+    assert!(closed["param"].as_str().unwrap_or_default().contains("end of file"), "{closed}");
     callee.wait_event("CALL_CLOSED", WAIT);
 
     let received = callee.received_recordings();
@@ -84,10 +67,7 @@ fn baresip_calls_baresip_through_kamailio_and_the_tone_arrives() {
     eprintln!("callee received at {rate} Hz: {a:?}");
     assert!((a.dominant_hz - 1020.0).abs() <= 1020.0 * 0.02, "{a:?}");
     assert!(a.coverage > 0.5, "{a:?}");
-    assert!(
-        (a.rms_dbfs + 12.0).abs() < 2.0,
-        "G.711 keeps the level: {a:?}"
-    );
+    assert!((a.rms_dbfs + 12.0).abs() < 2.0, "G.711 keeps the level: {a:?}");
 
     // What the callee sent was its silent WAV.
     let sent = callee.sent_recordings();

@@ -21,7 +21,10 @@ fn call(state: &'static str) -> impl Fn(&Value) -> bool {
 }
 
 fn check(who: &str, a: &Analysis, hz: f64) {
-    eprintln!("{who}: {:.1} Hz, {:.1} dBFS, coverage {:.2}, longest gap {} ms, {} ms", a.dominant_hz, a.rms_dbfs, a.coverage, a.longest_gap_ms, a.duration_ms);
+    eprintln!(
+        "{who}: {:.1} Hz, {:.1} dBFS, coverage {:.2}, longest gap {} ms, {} ms",
+        a.dominant_hz, a.rms_dbfs, a.coverage, a.longest_gap_ms, a.duration_ms
+    );
     assert!((a.dominant_hz - hz).abs() <= hz * 0.02, "{who}: dominant {:.1} Hz, expected {hz}", a.dominant_hz);
     assert!((a.rms_dbfs - LEVEL_DBFS).abs() <= 3.0, "{who}: level {:.1} dBFS", a.rms_dbfs);
     assert!(a.longest_gap_ms <= 60, "{who}: gap of {} ms", a.longest_gap_ms);
@@ -41,7 +44,11 @@ fn tone_call(codec: &'static str, desk_calls: bool) {
     if !sipdesk_e2e::require_programs("calls_baresip", &needed) {
         return;
     }
-    let k = Kamailio::start(&Config { users: vec![("1001".into(), "pw-1001".into()), ("2001".into(), "pw-2001".into())], max_expires: 60, ..Config::default() });
+    let k = Kamailio::start(&Config {
+        users: vec![("1001".into(), "pw-1001".into()), ("2001".into(), "pw-2001".into())],
+        max_expires: 60,
+        ..Config::default()
+    });
     let dir = tempfile::tempdir().unwrap();
     let phone_wav = dir.path().join("phone1020.wav");
     let desk_wav = dir.path().join("desk1400.wav");
@@ -61,10 +68,16 @@ fn tone_call(codec: &'static str, desk_calls: bool) {
     });
     phone.wait_registered(Duration::from_secs(10));
     let db = dir.path().join("desk.db");
-    let id = add_account(&db, &["--host", "127.0.0.1", "--port", &k.port.to_string(), "--user", "1001", "--interval", "60", "--activate"], "pw-1001");
+    let id = add_account(
+        &db,
+        &["--host", "127.0.0.1", "--port", &k.port.to_string(), "--user", "1001", "--interval", "60", "--activate"],
+        "pw-1001",
+    );
     let audio = format!("file:{},{}", desk_wav.display(), heard.display());
     let mut run = Running::start(&db, &["--auto-answer", "--audio", &audio], &[]);
-    run.wait_for("registered", Duration::from_secs(10), |v| v["event"] == "registration" && v["account_id"] == id && v["state"] == "registered");
+    run.wait_for("registered", Duration::from_secs(10), |v| {
+        v["event"] == "registration" && v["account_id"] == id && v["state"] == "registered"
+    });
     if desk_calls {
         let r = run.command(json!({"id": 1, "cmd": "dial", "uri": format!("sip:2001@127.0.0.1:{}", k.port)}));
         assert_eq!(r["event"], "ack", "{r}");
@@ -75,7 +88,9 @@ fn tone_call(codec: &'static str, desk_calls: bool) {
     assert_eq!(active["codec"], codec.to_uppercase());
     assert_eq!(active["direction"], if desk_calls { "out" } else { "in" });
     // While the phone's tone plays, the level the desk reports for it is about -12 dBFS.
-    let level = run.wait_for("call_level", Duration::from_secs(5), |v| v["event"] == "call_level" && v["rx_dbfs"].as_f64().is_some_and(|l| l > -20.0));
+    let level = run.wait_for("call_level", Duration::from_secs(5), |v| {
+        v["event"] == "call_level" && v["rx_dbfs"].as_f64().is_some_and(|l| l > -20.0)
+    });
     assert!((level["rx_dbfs"].as_f64().unwrap() - LEVEL_DBFS).abs() < 3.0, "{level}");
     assert!((level["tx_dbfs"].as_f64().unwrap() - LEVEL_DBFS).abs() < 3.0, "{level}");
     let ended = run.wait_for("ended", Duration::from_secs(15), call("ended"));

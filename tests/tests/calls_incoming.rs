@@ -58,7 +58,10 @@ fn the_desks_tone_comes_back_through_sipp_rtp_echo() {
     run.wait_for("ended", Duration::from_secs(10), call("ended"));
     let (samples, rate) = read_wav(&heard);
     let a = analyse(&samples, rate);
-    eprintln!("heard back: {:.1} Hz, {:.1} dBFS, coverage {:.2}, longest gap {} ms, {} ms", a.dominant_hz, a.rms_dbfs, a.coverage, a.longest_gap_ms, a.duration_ms);
+    eprintln!(
+        "heard back: {:.1} Hz, {:.1} dBFS, coverage {:.2}, longest gap {} ms, {} ms",
+        a.dominant_hz, a.rms_dbfs, a.coverage, a.longest_gap_ms, a.duration_ms
+    );
     assert!((a.dominant_hz - 1400.0).abs() < 28.0, "dominant {:.1} Hz", a.dominant_hz);
     assert!((a.rms_dbfs + 12.0).abs() < 3.0, "level {:.1} dBFS", a.rms_dbfs);
     assert!(a.coverage > 0.6 && a.longest_gap_ms <= 60, "coverage {:.2}, gap {} ms", a.coverage, a.longest_gap_ms);
@@ -110,7 +113,9 @@ fn an_offer_without_a_common_codec_gets_488() {
 
 #[test]
 fn call_info_answer_after_answers_without_auto_answer() {
-    if let Some(ended) = scenario_call("uac_answer_after", &["--audio", "null"], &["incoming", "ringing", "active", "ended"]) {
+    if let Some(ended) =
+        scenario_call("uac_answer_after", &["--audio", "null"], &["incoming", "ringing", "active", "ended"])
+    {
         assert_eq!(ended["reason"], "remote_hangup");
     }
 }

@@ -18,8 +18,16 @@ fn ready(test: &str) -> bool {
 fn assert_heard_tone(path: &std::path::Path) {
     let (samples, rate) = read_wav(path);
     let a = analyse(&samples, rate);
-    eprintln!("heard back: {:.1} Hz, {:.1} dBFS, coverage {:.2}, longest gap {} ms, {} ms", a.dominant_hz, a.rms_dbfs, a.coverage, a.longest_gap_ms, a.duration_ms);
-    assert!((a.dominant_hz - 1400.0).abs() < 28.0 && (a.rms_dbfs + 12.0).abs() < 3.0, "{:.1} Hz {:.1} dBFS", a.dominant_hz, a.rms_dbfs);
+    eprintln!(
+        "heard back: {:.1} Hz, {:.1} dBFS, coverage {:.2}, longest gap {} ms, {} ms",
+        a.dominant_hz, a.rms_dbfs, a.coverage, a.longest_gap_ms, a.duration_ms
+    );
+    assert!(
+        (a.dominant_hz - 1400.0).abs() < 28.0 && (a.rms_dbfs + 12.0).abs() < 3.0,
+        "{:.1} Hz {:.1} dBFS",
+        a.dominant_hz,
+        a.rms_dbfs
+    );
     assert!(a.coverage > 0.8 && a.longest_gap_ms <= 60, "coverage {:.2}, gap {} ms", a.coverage, a.longest_gap_ms);
 }
 
@@ -33,7 +41,10 @@ fn dial_sipp_hear_our_tone_back_and_hang_up() {
     write_tone_wav(&tone, 1400.0, 8000, 6.0, -12.0, 0.0);
     let mut uas = Uas::echo(rig.dir.path());
     // A fixed RTP range, as firewalls want; checked against the offer's m= line below.
-    let mut run = rig.run(&["--audio", &format!("file:{},{}", tone.display(), heard.display())], &[("SIPDESK_RTP_PORTS", "41000-41099")]);
+    let mut run = rig.run(
+        &["--audio", &format!("file:{},{}", tone.display(), heard.display())],
+        &[("SIPDESK_RTP_PORTS", "41000-41099")],
+    );
     let bad = run.command(json!({"id": 1, "cmd": "dial", "uri": "<script>"}));
     assert_eq!(bad["code"], "invalid_argument");
     let dialed = run.command(json!({"id": 2, "cmd": "dial", "uri": format!("sip:service@127.0.0.1:{}", uas.port)}));
@@ -41,7 +52,10 @@ fn dial_sipp_hear_our_tone_back_and_hang_up() {
     let call_id = dialed["result"]["call_id"].as_str().unwrap().to_string();
     run.wait_for("calling", Duration::from_secs(5), call("calling"));
     let active = run.wait_for("active", Duration::from_secs(10), call("active"));
-    assert_eq!((active["direction"].as_str(), active["codec"].as_str(), active["call_id"].as_str()), (Some("out"), Some("PCMU"), Some(call_id.as_str())));
+    assert_eq!(
+        (active["direction"].as_str(), active["codec"].as_str(), active["call_id"].as_str()),
+        (Some("out"), Some("PCMU"), Some(call_id.as_str()))
+    );
     let port = uas.offered_rtp_port();
     assert!((41000..=41099).contains(&port), "RTP port {port} outside SIPDESK_RTP_PORTS");
     // The registrar challenged the INVITE (407); the desk answered it in a second INVITE.
@@ -69,7 +83,15 @@ fn sipdesk_call_places_one_call_and_exits_when_it_ends() {
     let rig = DeskRig::new();
     let uas = Uas::echo(rig.dir.path());
     let out = sipdesk_e2e::sipdesk::command(&rig.db)
-        .args(["call", &format!("sip:service@127.0.0.1:{}", uas.port), "--audio", "null", "--json", "--hangup-after", "1"])
+        .args([
+            "call",
+            &format!("sip:service@127.0.0.1:{}", uas.port),
+            "--audio",
+            "null",
+            "--json",
+            "--hangup-after",
+            "1",
+        ])
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -79,13 +101,24 @@ fn sipdesk_call_places_one_call_and_exits_when_it_ends() {
     for e in &events {
         schema.validate(e).unwrap_or_else(|err| panic!("{err}: {e}"));
     }
-    let states: Vec<&str> = events.iter().filter(|e| e["event"] == "call").map(|e| e["state"].as_str().unwrap()).collect();
+    let states: Vec<&str> =
+        events.iter().filter(|e| e["event"] == "call").map(|e| e["state"].as_str().unwrap()).collect();
     assert_eq!(states, ["calling", "ringing", "active", "ended"], "{stdout}");
-    assert!(events.iter().any(|e| e["event"] == "registration" && e["state"] == "unregistered"), "it unregisters before exiting");
+    assert!(
+        events.iter().any(|e| e["event"] == "registration" && e["state"] == "unregistered"),
+        "it unregisters before exiting"
+    );
     // A user the registrar does not know: Kamailio says 404, the call fails and the exit code says so.
-    let out = sipdesk_e2e::sipdesk::command(&rig.db).args(["call", &format!("sip:9999@127.0.0.1:{}", rig.k.port), "--audio", "null"]).output().unwrap();
+    let out = sipdesk_e2e::sipdesk::command(&rig.db)
+        .args(["call", &format!("sip:9999@127.0.0.1:{}", rig.k.port), "--audio", "null"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("call ended: not_found"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("call ended: not_found"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
@@ -126,6 +159,9 @@ fn junk_rtp_is_rejected_and_the_audio_stays_right() {
     let (code, stderr) = run.terminate(Duration::from_secs(3));
     assert!(code.success(), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
-    assert!(stderr.contains("rtp: dropped a packet from") && stderr.contains("is still sending"), "rejections are logged: {stderr}");
+    assert!(
+        stderr.contains("rtp: dropped a packet from") && stderr.contains("is still sending"),
+        "rejections are logged: {stderr}"
+    );
     assert!(!stderr.contains("rtp: latching onto"), "the stray sender never took over: {stderr}");
 }

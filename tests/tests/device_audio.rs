@@ -33,7 +33,8 @@ fn device_endpoint_captures_the_mic_and_plays_to_the_speaker() {
     eprintln!("devices: {devices:?}");
     assert!(devices.outputs.iter().any(|d| d == "pulse"), "ALSA's pulse device is listed: {devices:?}");
 
-    let (mut source, mut sink) = DeviceEndpoint::open(None, None, SampleRate::Hz8000).expect("open default devices").into_parts();
+    let (mut source, mut sink) =
+        DeviceEndpoint::open(None, None, SampleRate::Hz8000).expect("open default devices").into_parts();
     assert_eq!((source.rate(), sink.rate()), (SampleRate::Hz8000, SampleRate::Hz8000));
 
     // Capture: 700 Hz into the mic; two seconds of frames out of the endpoint.
@@ -86,7 +87,8 @@ fn device_endpoint_captures_the_mic_and_plays_to_the_speaker() {
     assert!((1900..=2100).contains(&a.duration_ms), "2 s of tone: {a:?}");
     assert!(a.longest_gap_ms <= 20 && a.rms_dbfs > -20.0, "steady tone: {a:?}");
 
-    let err = DeviceEndpoint::open(Some("no-such-headset"), None, SampleRate::Hz8000).err().expect("unknown device refused");
+    let err =
+        DeviceEndpoint::open(Some("no-such-headset"), None, SampleRate::Hz8000).err().expect("unknown device refused");
     assert!(matches!(err, DeviceError::NotFound { direction: "input", .. }), "{err}");
     drop(rig);
     eprintln!("device test took {:?}", started.elapsed());

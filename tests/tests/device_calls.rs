@@ -34,19 +34,34 @@ fn ringback_then_the_microphone_through_the_call_to_the_speaker() {
     audio.set_default_source("mic.monitor");
     let rig = DeskRig::new();
     let (port, media) = (sipdesk_e2e::kamailio::free_udp_tcp_port(), sipdesk_e2e::kamailio::free_udp_tcp_port());
-    let _callee = Callee(Command::new("sipp")
-        .arg("-sf").arg(sipdesk_e2e::repo_root().join("tests/sipp/uas_ring_then_answer.xml"))
-        .args(["-i", "127.0.0.1", "-p", &port.to_string(), "-mp", &media.to_string(), "-rtp_echo", "-m", "1", "-nostdin"])
-        .current_dir(rig.dir.path())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap());
+    let _callee = Callee(
+        Command::new("sipp")
+            .arg("-sf")
+            .arg(sipdesk_e2e::repo_root().join("tests/sipp/uas_ring_then_answer.xml"))
+            .args([
+                "-i",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+                "-mp",
+                &media.to_string(),
+                "-rtp_echo",
+                "-m",
+                "1",
+                "-nostdin",
+            ])
+            .current_dir(rig.dir.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     let env: Vec<(&str, String)> = audio.env();
     let env_ref: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let mut run = rig.run(&["--audio", "device"], &env_ref);
-    let (ringing_wav, talk_wav, mic_wav) = (rig.dir.path().join("ringing.wav"), rig.dir.path().join("talk.wav"), rig.dir.path().join("mic700.wav"));
+    let (ringing_wav, talk_wav, mic_wav) =
+        (rig.dir.path().join("ringing.wav"), rig.dir.path().join("talk.wav"), rig.dir.path().join("mic700.wav"));
     write_tone_wav(&mic_wav, 700.0, 48000, 6.0, -12.0, 0.0);
     let mut recording = audio.record("spk.monitor", 8000, &ringing_wav);
     let dialed = run.command(json!({"id": 1, "cmd": "dial", "uri": format!("sip:callee@127.0.0.1:{port}")}));
@@ -68,9 +83,17 @@ fn ringback_then_the_microphone_through_the_call_to_the_speaker() {
     assert!((ring.dominant_hz - 425.0).abs() < 9.0, "ringback {:.1} Hz", ring.dominant_hz);
     let (samples, rate) = read_wav(&talk_wav);
     let talk = analyse(&samples, rate);
-    eprintln!("in the call: {:.1} Hz, {:.1} dBFS, coverage {:.2}, longest gap {} ms", talk.dominant_hz, talk.rms_dbfs, talk.coverage, talk.longest_gap_ms);
+    eprintln!(
+        "in the call: {:.1} Hz, {:.1} dBFS, coverage {:.2}, longest gap {} ms",
+        talk.dominant_hz, talk.rms_dbfs, talk.coverage, talk.longest_gap_ms
+    );
     assert!((talk.dominant_hz - 700.0).abs() < 14.0, "speaker carried {:.1} Hz", talk.dominant_hz);
-    assert!(talk.coverage > 0.8 && talk.longest_gap_ms <= 60, "coverage {:.2}, gap {} ms", talk.coverage, talk.longest_gap_ms);
+    assert!(
+        talk.coverage > 0.8 && talk.longest_gap_ms <= 60,
+        "coverage {:.2}, gap {} ms",
+        talk.coverage,
+        talk.longest_gap_ms
+    );
     let (code, stderr) = run.terminate(Duration::from_secs(3));
     assert!(code.success() && !stderr.contains("panicked"), "{stderr}");
 }

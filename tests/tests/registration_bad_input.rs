@@ -22,7 +22,23 @@ fn temp_db() -> (tempfile::TempDir, PathBuf) {
 }
 
 fn account(db: &std::path::Path, port: u16, proto: &str) -> i64 {
-    add_account(db, &["--host", "127.0.0.1", "--port", &port.to_string(), "--user", "1001", "--protocol", proto, "--interval", "60", "--activate"], "pw-1001")
+    add_account(
+        db,
+        &[
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &port.to_string(),
+            "--user",
+            "1001",
+            "--protocol",
+            proto,
+            "--interval",
+            "60",
+            "--activate",
+        ],
+        "pw-1001",
+    )
 }
 
 #[test]
@@ -38,16 +54,24 @@ fn garbage_before_a_good_answer_is_dropped_and_registration_completes() {
     peer.send(b"SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 127.0.0.1:5060;bra");
     peer.send(&vec![b'A'; 65_000]);
     peer.send(response(&first, "200 OK", &[]).replace("z9hG4bK", "z9hG4bKunknown").as_bytes());
-    let no_cseq = response(&first, "401 Unauthorized", &["WWW-Authenticate: Digest realm=\"t\", nonce=\"n0\""]).replace(header(&first, "CSeq"), "X-No-CSeq: 1");
+    let no_cseq = response(&first, "401 Unauthorized", &["WWW-Authenticate: Digest realm=\"t\", nonce=\"n0\""])
+        .replace(header(&first, "CSeq"), "X-No-CSeq: 1");
     peer.send(no_cseq.as_bytes());
     // A challenge we cannot answer beside one we can: the MD5 one is used.
-    peer.reply(&first, "401 Unauthorized", &[
-        "WWW-Authenticate: Digest realm=\"bad\", nonce=\"x\", algorithm=SHA-512-256",
-        "WWW-Authenticate: Digest realm=\"t\", nonce=\"n1\", qop=\"auth\", algorithm=MD5",
-    ]);
+    peer.reply(
+        &first,
+        "401 Unauthorized",
+        &[
+            "WWW-Authenticate: Digest realm=\"bad\", nonce=\"x\", algorithm=SHA-512-256",
+            "WWW-Authenticate: Digest realm=\"t\", nonce=\"n1\", qop=\"auth\", algorithm=MD5",
+        ],
+    );
     let authed = peer.register(|r| r.contains("Authorization:"));
     let auth = header(&authed, "Authorization");
-    assert!(auth.contains("realm=\"t\"") && auth.contains("algorithm=MD5") && auth.contains("qop=auth, nc=00000001"), "{auth}");
+    assert!(
+        auth.contains("realm=\"t\"") && auth.contains("algorithm=MD5") && auth.contains("qop=auth, nc=00000001"),
+        "{auth}"
+    );
     assert!(header(&authed, "Via") != via, "a new transaction has a new branch");
     // A 200 that gives no expiry at all: the interval we asked for is assumed.
     let contact = contact_uri(&authed);
@@ -118,7 +142,12 @@ fn rfc4475_torture_messages_neither_crash_nor_unregister() {
     peer.reply(&reg, "200 OK", &[&format!("Contact: <{}>;expires=60", contact_uri(&reg))]);
     run.wait_for("registered", Duration::from_secs(10), state(id, "registered"));
     let dir = sipdesk_e2e::repo_root().join("tests/fixtures/rfc4475");
-    let mut files: Vec<_> = std::fs::read_dir(&dir).unwrap().flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|e| e == "dat")).collect();
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "dat"))
+        .collect();
     files.sort();
     assert!(files.len() >= 40, "the RFC 4475 messages are in {}", dir.display());
     let (mut answered, mut dropped) = (0, Vec::new());

@@ -26,7 +26,23 @@ fn state(id: i64, state: &'static str) -> impl Fn(&Value) -> bool {
 }
 
 fn account(db: &std::path::Path, k: &Kamailio, proto: &str, password: &str) -> i64 {
-    add_account(db, &["--host", "127.0.0.1", "--port", &k.port.to_string(), "--user", "1001", "--protocol", proto, "--interval", "60", "--activate"], password)
+    add_account(
+        db,
+        &[
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &k.port.to_string(),
+            "--user",
+            "1001",
+            "--protocol",
+            proto,
+            "--interval",
+            "60",
+            "--activate",
+        ],
+        password,
+    )
 }
 
 fn registers_over(proto: &str) {
@@ -41,7 +57,8 @@ fn registers_over(proto: &str) {
     if proto == "tcp" {
         assert!(dump.contains("transport=tcp"), "{dump}");
     }
-    let list: Vec<Value> = serde_json::from_slice(&command(&db).args(["account", "list", "--json"]).output().unwrap().stdout).unwrap();
+    let list: Vec<Value> =
+        serde_json::from_slice(&command(&db).args(["account", "list", "--json"]).output().unwrap().stdout).unwrap();
     assert!(list[0]["last_register_time"].is_string(), "last_register_time is stored");
     let (status, stderr) = run.terminate(Duration::from_secs(3));
     assert!(status.success(), "{stderr}");
@@ -173,7 +190,11 @@ fn an_ipv6_server_fails_clearly_and_once() {
     // rsip 0.4 cannot parse IPv6 references, so IPv6 servers are refused with a clear log line
     // (no retry loop) until the message layer can carry them.
     let (_d, db) = temp_db();
-    let id = add_account(&db, &["--host", "::1", "--port", "5060", "--user", "1001", "--protocol", "udp", "--interval", "60", "--activate"], "pw-1001");
+    let id = add_account(
+        &db,
+        &["--host", "::1", "--port", "5060", "--user", "1001", "--protocol", "udp", "--interval", "60", "--activate"],
+        "pw-1001",
+    );
     let mut run = Running::start(&db, &[], &[]);
     let loaded = run.wait_for("loaded", WAIT, |v| v["event"] == "account_loaded" && v["account_id"] == id);
     assert_eq!(loaded["server"], "[::1]:5060");

@@ -21,7 +21,21 @@ fn an_unanswered_udp_keepalive_restarts_the_registration() {
     let mut peer = Peer::new();
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("desk.db");
-    let id = add_account(&db, &["--host", "127.0.0.1", "--port", &peer.port().to_string(), "--user", "1001", "--interval", "3600", "--activate"], "pw");
+    let id = add_account(
+        &db,
+        &[
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &peer.port().to_string(),
+            "--user",
+            "1001",
+            "--interval",
+            "3600",
+            "--activate",
+        ],
+        "pw",
+    );
     let mut run = Running::start(&db, &[], &FAST);
     let reg = peer.register(|_| true);
     peer.reply(&reg, "200 OK", &[&format!("Contact: <{}>;expires=3600", contact_uri(&reg))]);
@@ -70,7 +84,23 @@ fn tcp_pings_count_a_missing_pong_only_after_the_server_ponged() {
     let port = listener.local_addr().unwrap().port();
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("desk.db");
-    let id = add_account(&db, &["--host", "127.0.0.1", "--port", &port.to_string(), "--user", "1001", "--protocol", "tcp", "--interval", "3600", "--activate"], "pw");
+    let id = add_account(
+        &db,
+        &[
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &port.to_string(),
+            "--user",
+            "1001",
+            "--protocol",
+            "tcp",
+            "--interval",
+            "3600",
+            "--activate",
+        ],
+        "pw",
+    );
     let mut run = Running::start(&db, &[], &FAST);
     let (mut conn, _) = listener.accept().unwrap();
     answer_register(&mut conn);

@@ -20,7 +20,11 @@ fn min_expires_no_qop_and_stale_nonce() {
     let mut sipp = Sipp::serve("register_quirks");
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("desk.db");
-    let id = add_account(&db, &["--host", "127.0.0.1", "--port", &sipp.port.to_string(), "--user", "1001", "--interval", "60", "--activate"], "pw-1001");
+    let id = add_account(
+        &db,
+        &["--host", "127.0.0.1", "--port", &sipp.port.to_string(), "--user", "1001", "--interval", "60", "--activate"],
+        "pw-1001",
+    );
     let mut run = Running::start(&db, &[], &[]);
     let ev = run.wait_for("registered", Duration::from_secs(20), state(id, "registered"));
     assert_eq!(ev["expires"], 120, "the Min-Expires the server asked for");
@@ -36,7 +40,11 @@ fn retry_after_is_honoured_and_our_contact_is_found_among_others() {
     let mut sipp = Sipp::serve("register_503");
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("desk.db");
-    let id = add_account(&db, &["--host", "127.0.0.1", "--port", &sipp.port.to_string(), "--user", "1001", "--interval", "60", "--activate"], "pw-1001");
+    let id = add_account(
+        &db,
+        &["--host", "127.0.0.1", "--port", &sipp.port.to_string(), "--user", "1001", "--interval", "60", "--activate"],
+        "pw-1001",
+    );
     let mut run = Running::start(&db, &[], &[]);
     let failed = run.wait_for("503", Duration::from_secs(10), state(id, "failed"));
     assert_eq!(failed["reason"], "server_error");

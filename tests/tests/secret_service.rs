@@ -38,7 +38,10 @@ timeout -s TERM 4 "$BIN" --db "$DB" run --json > "$HOME/events.jsonl" 2> "$HOME/
     assert!(status.success());
     let events = std::fs::read_to_string(home.path().join("events.jsonl")).unwrap();
     let stderr = std::fs::read_to_string(home.path().join("stderr.log")).unwrap();
-    assert!(events.contains(r#""event":"registration""#) && events.contains(r#""state":"registered""#), "{events}\n{stderr}");
+    assert!(
+        events.contains(r#""event":"registration""#) && events.contains(r#""state":"registered""#),
+        "{events}\n{stderr}"
+    );
     let column = reference_in(&db);
     assert!(column.starts_with("keyring:"), "the column holds a keyring reference, not {column}");
     assert!(!home.path().join("desk.db.secrets").exists(), "no secrets file when a Secret Service answers");

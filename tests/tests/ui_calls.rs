@@ -16,9 +16,7 @@ use sipdesk_e2e::baresip::{self, codec_rate, Baresip, BaresipConfig};
 use sipdesk_e2e::kamailio::{self, Config, Kamailio};
 use sipdesk_e2e::require_programs;
 use sipdesk_e2e::sipdesk::add_account;
-use sipdesk_e2e::webdriver::{
-    cli_built, save_screenshot, ui_text, wait_until, Desk, Session, PROGRAMS, WAIT,
-};
+use sipdesk_e2e::webdriver::{cli_built, save_screenshot, ui_text, wait_until, Desk, Session, PROGRAMS, WAIT};
 
 const TEST: &str = "ui_calls";
 const PASSWORD: &str = "pw-1001";
@@ -43,10 +41,7 @@ fn zh(key: &str) -> String {
 fn seconds(clock: &str) -> u64 {
     clock
         .split(':')
-        .map(|p| {
-            p.parse::<u64>()
-                .unwrap_or_else(|_| panic!("not a clock: {clock:?}"))
-        })
+        .map(|p| p.parse::<u64>().unwrap_or_else(|_| panic!("not a clock: {clock:?}")))
         .fold(0, |acc, n| acc * 60 + n)
 }
 
@@ -57,19 +52,14 @@ fn attr(s: &Session, css: &str, name: &str) -> Option<String> {
 /// The text of the result cell of the history row of `call_id`, once it reads `text`.
 fn wait_history(s: &Session, call_id: &str, text: &str) {
     let css = format!(".history-row[data-call-id='{call_id}'] .history-result");
-    wait_until(
-        WAIT,
-        &format!("history row {call_id} to read {text:?}"),
-        || (s.find(&css).ok()?.text().ok()? == text).then_some(()),
-    )
+    wait_until(WAIT, &format!("history row {call_id} to read {text:?}"), || {
+        (s.find(&css).ok()?.text().ok()? == text).then_some(())
+    })
     .unwrap_or_else(|e| panic!("{e}; the history reads {:?}", s.text("#history")));
 }
 
 fn assert_no_password_in_dom(s: &Session) {
-    assert!(
-        !s.outer_html().unwrap().contains(PASSWORD),
-        "the password appears in the DOM"
-    );
+    assert!(!s.outer_html().unwrap().contains(PASSWORD), "the password appears in the DOM");
 }
 
 /// Waits for the call panel and returns its call id.
@@ -82,15 +72,11 @@ fn wait_in_call(s: &Session, state: &str) -> String {
 /// Waits (up to 3 s) until the meter `css` shows more than `pct` percent, and returns what it showed.
 fn wait_level_above(s: &Session, css: &str, pct: u32) -> u32 {
     let mut seen = Vec::new();
-    wait_until(
-        Duration::from_secs(3),
-        &format!("{css} above {pct}%"),
-        || {
-            let now: u32 = attr(s, css, "aria-valuenow")?.parse().ok()?;
-            seen.push(now);
-            (now > pct).then_some(now)
-        },
-    )
+    wait_until(Duration::from_secs(3), &format!("{css} above {pct}%"), || {
+        let now: u32 = attr(s, css, "aria-valuenow")?.parse().ok()?;
+        seen.push(now);
+        (now > pct).then_some(now)
+    })
     .unwrap_or_else(|e| panic!("{e}; it read {seen:?}"))
 }
 
@@ -100,44 +86,26 @@ fn check_popup(s: &Session, title: &str) {
     let name = s.text("#incoming-name").unwrap();
     assert!(name.starts_with("sip:2001@127.0.0.1"), "caller {name:?}");
     // Shown in capitals by the style sheet.
-    assert_eq!(
-        s.text("#incoming-title").unwrap().to_lowercase(),
-        title.to_lowercase()
-    );
+    assert_eq!(s.text("#incoming-title").unwrap().to_lowercase(), title.to_lowercase());
     assert_no_password_in_dom(s);
 }
 
 #[test]
 fn dial_answer_hang_up_history_and_dnd_in_the_real_webview() {
     let started = Instant::now();
-    let programs: Vec<&str> = PROGRAMS
-        .iter()
-        .chain(kamailio::PROGRAMS)
-        .chain(baresip::PROGRAMS)
-        .copied()
-        .collect();
+    let programs: Vec<&str> = PROGRAMS.iter().chain(kamailio::PROGRAMS).chain(baresip::PROGRAMS).copied().collect();
     if !require_programs(TEST, &programs) || !cli_built(TEST, "adding the account") {
         return;
     }
     let k = Kamailio::start(&Config {
-        users: vec![
-            ("1001".into(), PASSWORD.into()),
-            ("2001".into(), "pw-2001".into()),
-        ],
+        users: vec![("1001".into(), PASSWORD.into()), ("2001".into(), "pw-2001".into())],
         max_expires: 60,
         ..Config::default()
     });
     let kport = k.port;
     let tmp = tempfile::tempdir().unwrap();
     let wav = tmp.path().join("phone-tone.wav");
-    write_tone_wav(
-        &wav,
-        PHONE_HZ,
-        codec_rate(CODEC),
-        PHONE_WAV_S,
-        PHONE_DBFS,
-        0.0,
-    );
+    write_tone_wav(&wav, PHONE_HZ, codec_rate(CODEC), PHONE_WAV_S, PHONE_DBFS, 0.0);
     let mut phone = Baresip::start(&BaresipConfig {
         user: "2001".into(),
         password: "pw-2001".into(),
@@ -150,11 +118,7 @@ fn dial_answer_hang_up_history_and_dnd_in_the_real_webview() {
     });
     phone.wait_registered(Duration::from_secs(10));
     let mut account = 0;
-    let needed: Vec<&str> = kamailio::PROGRAMS
-        .iter()
-        .chain(baresip::PROGRAMS)
-        .copied()
-        .collect();
+    let needed: Vec<&str> = kamailio::PROGRAMS.iter().chain(baresip::PROGRAMS).copied().collect();
     let Some(desk) = Desk::start(TEST, &needed, |db| {
         let args = format!("--host 127.0.0.1 --port {kport} --user 1001 --interval 60 --activate");
         let args: Vec<&str> = args.split_whitespace().collect();
@@ -168,12 +132,8 @@ fn dial_answer_hang_up_history_and_dnd_in_the_real_webview() {
 
     // The app opens on the Phone screen; the account registers and is the dialer's choice.
     let s = desk.launch_phone();
-    s.wait_text("#header-reg-state", &en("reg.state.registered"), WAIT)
-        .unwrap();
-    assert_eq!(
-        s.with("#dial-account", |e| e.property("value")).unwrap(),
-        Value::String(account.to_string())
-    );
+    s.wait_text("#header-reg-state", &en("reg.state.registered"), WAIT).unwrap();
+    assert_eq!(s.with("#dial-account", |e| e.property("value")).unwrap(), Value::String(account.to_string()));
     assert!(s.find("#call-idle").is_ok(), "no idle card before any call");
     println!("registered after {:.1} s", started.elapsed().as_secs_f32());
 
@@ -181,14 +141,10 @@ fn dial_answer_hang_up_history_and_dnd_in_the_real_webview() {
     for key in ["one", "zero", "star", "hash"] {
         s.click(&format!("#key-{key}")).unwrap();
     }
-    assert_eq!(
-        s.with("#dial-input", |e| e.property("value")).unwrap(),
-        Value::String("10*#".into())
-    );
+    assert_eq!(s.with("#dial-input", |e| e.property("value")).unwrap(), Value::String("10*#".into()));
     s.set("#dial-input", "<script>").unwrap();
     s.click("#dial-call").unwrap();
-    s.wait_text("#dial-error", &en("dial.error.invalid_argument"), WAIT)
-        .unwrap();
+    s.wait_text("#dial-error", &en("dial.error.invalid_argument"), WAIT).unwrap();
 
     // (a) Outgoing: baresip answers and plays its tone; the timer runs, the meter shows the
     // tone; we hang up.
@@ -196,26 +152,17 @@ fn dial_answer_hang_up_history_and_dnd_in_the_real_webview() {
     s.click("#dial-call").unwrap();
     let out_call = wait_in_call(&s, &en("call.state.active"));
     phone.wait_event("CALL_ESTABLISHED", PHONE_WAIT);
-    assert!(
-        s.find_all("#dial-error:not(.hidden)").unwrap().is_empty(),
-        "a dial error is left on screen"
-    );
+    assert!(s.find_all("#dial-error:not(.hidden)").unwrap().is_empty(), "a dial error is left on screen");
     assert_eq!(s.text("#call-remote-name").unwrap(), target);
     assert_eq!(s.text("#call-codec").unwrap(), "PCMU");
     assert_eq!(s.text("#call-line").unwrap(), "1001@127.0.0.1");
-    assert_eq!(
-        attr(&s, "#level-rx", "aria-label").as_deref(),
-        Some(en("call.level.rx").as_str())
-    );
+    assert_eq!(attr(&s, "#level-rx", "aria-label").as_deref(), Some(en("call.level.rx").as_str()));
     let first = seconds(&s.text("#call-timer").unwrap());
     let rx = wait_level_above(&s, "#level-rx", 50);
     println!("the meter shows the far end at {rx}%");
     std::thread::sleep(Duration::from_millis(1600));
     let second = seconds(&s.text("#call-timer").unwrap());
-    assert!(
-        second > first,
-        "the call timer does not run: {first} s, then {second} s"
-    );
+    assert!(second > first, "the call timer does not run: {first} s, then {second} s");
     // The history already lists the call, as in progress.
     wait_history(&s, &out_call, &en("history.live"));
     assert_no_password_in_dom(&s);
@@ -226,10 +173,7 @@ fn dial_answer_hang_up_history_and_dnd_in_the_real_webview() {
     s.wait_for("#call-idle", WAIT).unwrap();
     wait_history(&s, &out_call, &en("call.reason.local_hangup"));
     phone.wait_event("CALL_CLOSED", PHONE_WAIT);
-    println!(
-        "outgoing call done after {:.1} s",
-        started.elapsed().as_secs_f32()
-    );
+    println!("outgoing call done after {:.1} s", started.elapsed().as_secs_f32());
 
     // (b) Incoming: baresip calls 1001; the popup shows the caller; we answer; it hangs up.
     phone.dial(&desk_uri);
@@ -239,46 +183,28 @@ fn dial_answer_hang_up_history_and_dnd_in_the_real_webview() {
     s.wait_gone("#incoming-popup", WAIT).unwrap();
     let in_call = wait_in_call(&s, &en("call.state.active"));
     phone.wait_event("CALL_ESTABLISHED", PHONE_WAIT);
-    assert!(s
-        .text("#call-remote-name")
-        .unwrap()
-        .starts_with("sip:2001@127.0.0.1"));
+    assert!(s.text("#call-remote-name").unwrap().starts_with("sip:2001@127.0.0.1"));
     wait_level_above(&s, "#level-rx", 50);
     std::thread::sleep(Duration::from_millis(1200));
     phone.hangup();
     s.wait_for("#call-idle", WAIT).unwrap();
     wait_history(&s, &in_call, &en("call.reason.remote_hangup"));
     phone.wait_event("CALL_CLOSED", PHONE_WAIT);
-    println!(
-        "incoming call done after {:.1} s",
-        started.elapsed().as_secs_f32()
-    );
+    println!("incoming call done after {:.1} s", started.elapsed().as_secs_f32());
 
     // Both calls in the history: newest first, with their direction and call-back buttons.
     s.wait_count(".history-row", 2, WAIT).unwrap();
     let rows = s.find_all(".history-row").unwrap();
-    assert_eq!(
-        rows[0].attribute("data-call-id").unwrap().as_deref(),
-        Some(in_call.as_str())
-    );
-    assert_eq!(
-        rows[1].attribute("data-call-id").unwrap().as_deref(),
-        Some(out_call.as_str())
-    );
-    assert_eq!(
-        s.find_all(".history-row .history-callback").unwrap().len(),
-        2
-    );
+    assert_eq!(rows[0].attribute("data-call-id").unwrap().as_deref(), Some(in_call.as_str()));
+    assert_eq!(rows[1].attribute("data-call-id").unwrap().as_deref(), Some(out_call.as_str()));
+    assert_eq!(s.find_all(".history-row .history-callback").unwrap().len(), 2);
     assert!(s.find(".history-row.dir-in .icon-call-in").is_ok());
     assert!(s.find(".history-row.dir-out .icon-call-out").is_ok());
     assert_no_password_in_dom(&s);
     save_screenshot(&s, "phone-history.png");
 
     // Call back from the history: the outgoing row dials the far phone again.
-    s.click(&format!(
-        ".history-row[data-call-id='{out_call}'] .history-callback"
-    ))
-    .unwrap();
+    s.click(&format!(".history-row[data-call-id='{out_call}'] .history-callback")).unwrap();
     let again = wait_in_call(&s, &en("call.state.active"));
     assert_ne!(again, out_call);
     assert_eq!(s.text("#call-remote-name").unwrap(), target);
@@ -290,8 +216,7 @@ fn dial_answer_hang_up_history_and_dnd_in_the_real_webview() {
     // The same screen in Chinese: an incoming call, answered and hung up by the far phone.
     s.click("#nav-settings").unwrap();
     s.click("#lang-select option[value='zh-CN']").unwrap();
-    s.wait_text("#settings h1", &zh("settings.title"), WAIT)
-        .unwrap();
+    s.wait_text("#settings h1", &zh("settings.title"), WAIT).unwrap();
     s.click("#nav-phone").unwrap();
     phone.dial(&desk_uri);
     check_popup(&s, &zh("incoming.title"));
@@ -314,10 +239,7 @@ fn dial_answer_hang_up_history_and_dnd_in_the_real_webview() {
     save_screenshot(&s, "phone-history-zh.png");
 
     // (c) Do-not-disturb: on, a call is refused without ringing and the history says why.
-    assert_eq!(
-        attr(&s, "#dnd-toggle", "aria-checked").as_deref(),
-        Some("false")
-    );
+    assert_eq!(attr(&s, "#dnd-toggle", "aria-checked").as_deref(), Some("false"));
     s.click("#dnd-toggle").unwrap();
     wait_until(WAIT, "do-not-disturb to switch on", || {
         (attr(&s, "#dnd-toggle", "aria-checked").as_deref() == Some("true")).then_some(())
@@ -329,10 +251,7 @@ fn dial_answer_hang_up_history_and_dnd_in_the_real_webview() {
     s.wait_count(".history-row", 5, WAIT).unwrap();
     let newest = attr(&s, ".history-row", "data-call-id").unwrap();
     wait_history(&s, &newest, &zh("call.reason.dnd"));
-    assert!(
-        s.find_all("#incoming-popup").unwrap().is_empty(),
-        "a refused call rang"
-    );
+    assert!(s.find_all("#incoming-popup").unwrap().is_empty(), "a refused call rang");
     assert_eq!(closed["param"], "486 Busy Here", "{closed}");
 
     // A call still going when the app dies is "interrupted" in the history of the next run;
@@ -343,10 +262,7 @@ fn dial_answer_hang_up_history_and_dnd_in_the_real_webview() {
     s.click("#dial-call").unwrap();
     let cut = wait_in_call(&s, &zh("call.state.active"));
     phone.wait_event("CALL_ESTABLISHED", PHONE_WAIT);
-    assert_eq!(
-        attr(&s, "#level-rx", "aria-label").as_deref(),
-        Some(zh("call.level.rx").as_str())
-    );
+    assert_eq!(attr(&s, "#level-rx", "aria-label").as_deref(), Some(zh("call.level.rx").as_str()));
     wait_level_above(&s, "#level-rx", 50);
     std::thread::sleep(Duration::from_millis(1200));
     wait_level_above(&s, "#level-rx", 50);

@@ -11,9 +11,7 @@ use std::time::{Duration, Instant};
 use sipdesk_e2e::kamailio::{self, Config, Kamailio};
 use sipdesk_e2e::require_programs;
 use sipdesk_e2e::sipdesk::add_account;
-use sipdesk_e2e::webdriver::{
-    cli_built, save_screenshot, ui_text, wait_until, Desk, Session, PROGRAMS, WAIT,
-};
+use sipdesk_e2e::webdriver::{cli_built, save_screenshot, ui_text, wait_until, Desk, Session, PROGRAMS, WAIT};
 
 const TEST: &str = "ui_registration";
 const GOOD_PASSWORD: &str = "pw-1001";
@@ -24,17 +22,8 @@ const GRANTED: u32 = 10;
 
 /// The header's state, reason and expiry texts ("" when absent).
 fn header(s: &Session) -> (String, String, String) {
-    let text = |css: &str| {
-        s.find_all(css)
-            .ok()
-            .and_then(|l| l.first().and_then(|e| e.text().ok()))
-            .unwrap_or_default()
-    };
-    (
-        text("#header-reg-state"),
-        text("#header-reg-reason"),
-        text("#header-reg-expiry"),
-    )
+    let text = |css: &str| s.find_all(css).ok().and_then(|l| l.first().and_then(|e| e.text().ok())).unwrap_or_default();
+    (text("#header-reg-state"), text("#header-reg-reason"), text("#header-reg-expiry"))
 }
 
 /// Waits until the header reads `state` (and `expiry`, when given); returns when it did.
@@ -72,10 +61,7 @@ fn registration_shows_live_in_the_header_and_the_list() {
         return;
     }
     let mut k = Kamailio::start(&Config {
-        users: vec![
-            ("1001".into(), GOOD_PASSWORD.into()),
-            ("1002".into(), "pw-1002".into()),
-        ],
+        users: vec![("1001".into(), GOOD_PASSWORD.into()), ("1002".into(), "pw-1002".into())],
         ..Config::default()
     });
     let port = k.port.to_string();
@@ -83,8 +69,19 @@ fn registration_shows_live_in_the_header_and_the_list() {
     let Some(desk) = Desk::start(TEST, kamailio::PROGRAMS, |db| {
         let account = |user: &str, name: &str, password: &str| {
             let args = [
-                "--host", "127.0.0.1", "--port", &port, "--user", user, "--protocol", "udp",
-                "--interval", "60", "--display-name", name, "--activate",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                &port,
+                "--user",
+                user,
+                "--protocol",
+                "udp",
+                "--interval",
+                "60",
+                "--display-name",
+                name,
+                "--activate",
             ];
             add_account(db, &args, password)
         };
@@ -103,10 +100,7 @@ fn registration_shows_live_in_the_header_and_the_list() {
     println!("registered after {:.1} s", started.elapsed().as_secs_f32());
     wait_row(&s, bad, &en("reg.state.failed"), &en("reg.reason.auth_rejected"));
     assert_eq!(s.text(".header-account").unwrap(), "Front desk");
-    assert_eq!(
-        s.text(&format!(".account-row[data-id='{good}'] .reg-text")).unwrap(),
-        en("reg.state.registered")
-    );
+    assert_eq!(s.text(&format!(".account-row[data-id='{good}'] .reg-text")).unwrap(), en("reg.state.registered"));
     assert!(s.find(&format!(".account-row[data-id='{good}'] .dot-registered")).is_ok());
     assert!(s.find(&format!(".account-row[data-id='{bad}'] .dot-failed")).is_ok());
     let dump = k.ul_dump();

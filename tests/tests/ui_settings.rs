@@ -31,16 +31,9 @@ fn zh(key: &str) -> String {
 fn assert_no_password_in_dom(s: &Session) {
     let html = s.outer_html().unwrap();
     assert!(!html.contains(PASSWORD), "the password appears in the DOM");
-    let values = s
-        .execute(
-            "return [...document.querySelectorAll('input')].map(i => i.value).join('\\n');",
-            &[],
-        )
-        .unwrap();
-    assert!(
-        !values.as_str().unwrap_or_default().contains(PASSWORD),
-        "the password is left in an input"
-    );
+    let values =
+        s.execute("return [...document.querySelectorAll('input')].map(i => i.value).join('\\n');", &[]).unwrap();
+    assert!(!values.as_str().unwrap_or_default().contains(PASSWORD), "the password is left in an input");
 }
 
 /// Fills the open account form; `port` is typed as is, the core validates it.
@@ -55,17 +48,14 @@ fn fill_form(s: &Session, name: &str, host: &str, port: &str, user: &str) {
 
 #[test]
 fn broken_database_still_opens_with_a_banner() {
-    let Some(desk) = Desk::start(TEST, &[], |db| {
-        std::fs::write(db, b"this is not an SQLite database, just text").unwrap()
-    }) else {
+    let Some(desk) =
+        Desk::start(TEST, &[], |db| std::fs::write(db, b"this is not an SQLite database, just text").unwrap())
+    else {
         return;
     };
     let s = desk.launch();
     s.wait_for("#store-error", WAIT).unwrap();
-    assert!(s
-        .text("#store-error")
-        .unwrap()
-        .contains(&en("banner.store_error.title")));
+    assert!(s.text("#store-error").unwrap().contains(&en("banner.store_error.title")));
     assert!(s.find("#empty-state").is_ok());
     save_screenshot(&s, "settings-store-error.png");
     desk.close(s);
@@ -80,10 +70,7 @@ fn settings_screen_in_the_real_webview() {
     // A new install: no account, the empty state invites to add one.
     let s = desk.launch();
     s.wait_for("#empty-state", WAIT).unwrap();
-    assert!(s
-        .text("#empty-state")
-        .unwrap()
-        .contains(&en("accounts.empty")));
+    assert!(s.text("#empty-state").unwrap().contains(&en("accounts.empty")));
     assert_eq!(s.text("#header-status").unwrap(), en("header.no_account"));
     save_screenshot(&s, "settings-empty.png");
 
@@ -91,8 +78,7 @@ fn settings_screen_in_the_real_webview() {
     s.click("#add-account").unwrap();
     fill_form(&s, "Front desk", "pbx.example.com", "70000", "1001");
     s.click("#save-account").unwrap();
-    s.wait_text("#err-server_port", &en("fielderr.port_range"), WAIT)
-        .unwrap();
+    s.wait_text("#err-server_port", &en("fielderr.port_range"), WAIT).unwrap();
     assert_eq!(s.find_all(".account-row").unwrap().len(), 0);
     save_screenshot(&s, "settings-account-form.png");
 
@@ -111,35 +97,19 @@ fn settings_screen_in_the_real_webview() {
     s.wait_count(".account-row", 2, WAIT).unwrap();
 
     let list = s.text("#account-list").unwrap();
-    assert!(
-        list.contains("Front desk")
-            && list.contains("pbx.example.com:5060")
-            && list.contains("TCP"),
-        "{list}"
-    );
+    assert!(list.contains("Front desk") && list.contains("pbx.example.com:5060") && list.contains("TCP"), "{list}");
     assert_eq!(s.find_all(".password-mask").unwrap().len(), 2);
     assert_eq!(s.text(".password-mask").unwrap(), MASK);
-    assert!(s
-        .text("#header-others")
-        .unwrap()
-        .contains(&en("header.other_accounts_one")));
+    assert!(s.text("#header-others").unwrap().contains(&en("header.other_accounts_one")));
     assert_no_password_in_dom(&s);
     save_screenshot(&s, "settings-accounts.png");
 
     // The edit form never shows the stored password.
     s.click(".account-row .btn-edit").unwrap();
     s.wait_for("#f-password", WAIT).unwrap();
-    assert_eq!(
-        s.with("#f-password", |e| e.property("value")).unwrap(),
-        Value::String(String::new())
-    );
-    let placeholder = s
-        .with("#f-password", |e| e.attribute("placeholder"))
-        .unwrap();
-    assert_eq!(
-        placeholder.as_deref(),
-        Some(en("form.password_unchanged").as_str())
-    );
+    assert_eq!(s.with("#f-password", |e| e.property("value")).unwrap(), Value::String(String::new()));
+    let placeholder = s.with("#f-password", |e| e.attribute("placeholder")).unwrap();
+    assert_eq!(placeholder.as_deref(), Some(en("form.password_unchanged").as_str()));
     s.click("#cancel-account").unwrap();
     desk.close(s);
 
@@ -154,10 +124,7 @@ fn settings_screen_in_the_real_webview() {
     let title = zh("settings.title");
     s.wait_text("#settings h1", &title, WAIT).unwrap();
     assert_eq!(s.text("#add-account").unwrap(), zh("accounts.add"));
-    assert!(s
-        .text("#account-list")
-        .unwrap()
-        .contains(&zh("accounts.col.server")));
+    assert!(s.text("#account-list").unwrap().contains(&zh("accounts.col.server")));
     save_screenshot(&s, "settings-zh.png");
 
     // A change made beside the app (the CLI on the same database) shows up live.
@@ -172,17 +139,17 @@ fn settings_screen_in_the_real_webview() {
 
     let s = desk.launch();
     s.wait_text("#settings h1", &title, WAIT).unwrap();
-    assert_eq!(
-        s.with("#lang-select", |e| e.property("value")).unwrap(),
-        Value::String("zh-CN".into())
-    );
+    assert_eq!(s.with("#lang-select", |e| e.property("value")).unwrap(), Value::String("zh-CN".into()));
     desk.close(s);
 }
 
 /// Codes the core sends that the UI translates as `<prefix>.<code>` (docs/EVENTS.md, store/validate.rs).
 const CORE_CODES: &[(&str, &str)] = &[
     ("reg.state", "unregistered registering registered failed"),
-    ("reg.reason", "auth_rejected timeout unreachable server_error forbidden not_found network_down shutdown no_password"),
+    (
+        "reg.reason",
+        "auth_rejected timeout unreachable server_error forbidden not_found network_down shutdown no_password",
+    ),
     ("fielderr", "host_empty host_invalid port_invalid port_range username_empty username_invalid password_required"),
     ("fielderr", "protocol_invalid interval_invalid interval_range auth_username_invalid domain_invalid"),
     ("fielderr", "outbound_proxy_invalid display_name_invalid"),
@@ -223,34 +190,17 @@ fn translations_cover_every_key_the_ui_uses() {
     let zh = dict("zh-CN");
     let en_keys: BTreeSet<&String> = en.keys().collect();
     let zh_keys: BTreeSet<&String> = zh.keys().collect();
-    assert_eq!(
-        en_keys.difference(&zh_keys).collect::<Vec<_>>(),
-        Vec::<&&String>::new(),
-        "keys missing in zh-CN.json"
-    );
-    assert_eq!(
-        zh_keys.difference(&en_keys).collect::<Vec<_>>(),
-        Vec::<&&String>::new(),
-        "keys missing in en.json"
-    );
+    assert_eq!(en_keys.difference(&zh_keys).collect::<Vec<_>>(), Vec::<&&String>::new(), "keys missing in zh-CN.json");
+    assert_eq!(zh_keys.difference(&en_keys).collect::<Vec<_>>(), Vec::<&&String>::new(), "keys missing in en.json");
     for (k, v) in en.iter().chain(zh.iter()) {
-        assert!(
-            v.as_str().is_some_and(|s| !s.is_empty()),
-            "empty or non-text translation for {k}"
-        );
+        assert!(v.as_str().is_some_and(|s| !s.is_empty()), "empty or non-text translation for {k}");
     }
 
     for (prefix, codes) in CORE_CODES {
         for code in codes.split_whitespace() {
-            assert!(
-                en.contains_key(&format!("{prefix}.{code}")),
-                "no translation for the core's {prefix} code {code}"
-            );
+            assert!(en.contains_key(&format!("{prefix}.{code}")), "no translation for the core's {prefix} code {code}");
         }
-        assert!(
-            en.contains_key(&format!("{prefix}.unknown")),
-            "no fallback {prefix}.unknown"
-        );
+        assert!(en.contains_key(&format!("{prefix}.unknown")), "no fallback {prefix}.unknown");
     }
 
     // Every literal that looks like a key (namespace.name) must exist; a tCode prefix needs its `.unknown`.
@@ -261,11 +211,7 @@ fn translations_cover_every_key_the_ui_uses() {
     let mut checked = 0;
     for path in sources {
         let src = std::fs::read_to_string(&path).unwrap();
-        assert!(
-            !src.contains("t(`"),
-            "{}: build keys as whole literals so they can be checked",
-            path.display()
-        );
+        assert!(!src.contains("t(`"), "{}: build keys as whole literals so they can be checked", path.display());
         for lit in string_literals(&src) {
             let Some((ns, _)) = lit.split_once('.') else {
                 continue;

@@ -26,11 +26,8 @@ pub fn ui_dict(lang: &str) -> Map<String, Value> {
 /// One UI text in `lang`, with `{name}` placeholders filled from `vars`.
 pub fn ui_text(lang: &str, key: &str, vars: &[(&str, &str)]) -> String {
     let dict = ui_dict(lang);
-    let mut text = dict
-        .get(key)
-        .and_then(Value::as_str)
-        .unwrap_or_else(|| panic!("{lang}.json has no {key}"))
-        .to_string();
+    let mut text =
+        dict.get(key).and_then(Value::as_str).unwrap_or_else(|| panic!("{lang}.json has no {key}")).to_string();
     for (name, value) in vars {
         text = text.replace(&format!("{{{name}}}"), value);
     }
@@ -44,18 +41,10 @@ pub fn app_bin() -> PathBuf {
         return PathBuf::from(p);
     }
     let target = std::env::var_os("CARGO_TARGET_DIR").map(|t| PathBuf::from(t).join("debug"));
-    let home =
-        std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/sipdesk/target/debug"));
-    let candidates: Vec<PathBuf> = [target, Some(target_profile_dir()), home]
-        .into_iter()
-        .flatten()
-        .map(|dir| dir.join("sipdesk-app"))
-        .collect();
-    candidates
-        .iter()
-        .find(|p| p.is_file())
-        .unwrap_or(&candidates[0])
-        .clone()
+    let home = std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/sipdesk/target/debug"));
+    let candidates: Vec<PathBuf> =
+        [target, Some(target_profile_dir()), home].into_iter().flatten().map(|dir| dir.join("sipdesk-app")).collect();
+    candidates.iter().find(|p| p.is_file()).unwrap_or(&candidates[0]).clone()
 }
 
 /// Where screenshots go: `SIPDESK_SCREENSHOT_DIR`, else `$CARGO_TARGET_DIR/screenshots`.
@@ -88,8 +77,7 @@ pub fn cli_built(test: &str, what: &str) -> bool {
         .unwrap_or_else(|| target_profile_dir().join("sipdesk"))
         .is_file();
     if !built {
-        let msg =
-            format!("{test}: {what} needs the sipdesk CLI (cargo build -p sipdesk-core --bins)");
+        let msg = format!("{test}: {what} needs the sipdesk CLI (cargo build -p sipdesk-core --bins)");
         assert!(!in_ci(), "{msg}");
         eprintln!("SKIP {msg}");
     }
@@ -105,10 +93,8 @@ fn prerequisites(test: &str, app: &Path, programs: &[&str]) -> bool {
     if app.is_file() {
         return true;
     }
-    let msg = format!(
-        "{test}: needs the app {} (build it: npx --prefix ui tauri build --debug --no-bundle)",
-        app.display()
-    );
+    let msg =
+        format!("{test}: needs the app {} (build it: npx --prefix ui tauri build --debug --no-bundle)", app.display());
     assert!(!in_ci(), "{msg}");
     eprintln!("SKIP {msg}");
     false
@@ -152,14 +138,7 @@ impl Desk {
         ];
         let xvfb = Xvfb::start().expect("Xvfb");
         let driver = WebKitDriver::start(xvfb.display(), &env).expect("WebKitWebDriver");
-        Some(Desk {
-            driver,
-            _xvfb: xvfb,
-            test: test.to_string(),
-            app,
-            db,
-            _tmp: tmp,
-        })
+        Some(Desk { driver, _xvfb: xvfb, test: test.to_string(), app, db, _tmp: tmp })
     }
 
     /// The app's database.
@@ -173,12 +152,7 @@ impl Desk {
         if !cli_built(&self.test, "a live-update step") {
             return None;
         }
-        Some(
-            sipdesk::command(&self.db)
-                .args(args)
-                .output()
-                .expect("run sipdesk"),
-        )
+        Some(sipdesk::command(&self.db).args(args).output().expect("run sipdesk"))
     }
 
     /// Opens the app, waits for its Phone screen (the one it starts on) and goes to Settings.
@@ -191,10 +165,7 @@ impl Desk {
 
     /// Opens the app and waits for its Phone screen.
     pub fn launch_phone(&self) -> Session {
-        let s = self
-            .driver
-            .launch(&self.app)
-            .expect("WebDriver session with the app");
+        let s = self.driver.launch(&self.app).expect("WebDriver session with the app");
         s.wait_for("#phone", WAIT).unwrap_or_else(|e| {
             panic!("the app shows no Phone screen ({e}); a plain `cargo build` points at the dev server, build with tauri build")
         });
@@ -206,11 +177,7 @@ impl Desk {
         s.delete().unwrap();
         let lock = self.db.with_file_name("sipdesk.db.lock");
         wait_until(WAIT, "the app to exit", || {
-            let Ok(file) = std::fs::OpenOptions::new()
-                .read(true)
-                .write(true)
-                .open(&lock)
-            else {
+            let Ok(file) = std::fs::OpenOptions::new().read(true).write(true).open(&lock) else {
                 return Some(());
             };
             file.try_lock().ok()

@@ -18,8 +18,7 @@ pub fn have_program(program: &str) -> bool {
     if program.contains('/') {
         return Path::new(program).is_file();
     }
-    std::env::var_os("PATH")
-        .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
+    std::env::var_os("PATH").is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
 }
 
 /// A child in its own process group; the whole group is killed on drop.
@@ -34,10 +33,7 @@ impl Group {
 impl Drop for Group {
     fn drop(&mut self) {
         // Kill the group, not only the child: WebKitWebDriver's app and web processes live in it.
-        let _ = Command::new("kill")
-            .args(["-KILL", "--", &format!("-{}", self.0.id())])
-            .stderr(Stdio::null())
-            .status();
+        let _ = Command::new("kill").args(["-KILL", "--", &format!("-{}", self.0.id())]).stderr(Stdio::null()).status();
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
@@ -57,24 +53,12 @@ impl Xvfb {
         // `-displayfd 1`: Xvfb takes the first free display and prints its number once ready.
         let mut child = Group::spawn(
             Command::new("Xvfb")
-                .args([
-                    "-displayfd",
-                    "1",
-                    "-screen",
-                    "0",
-                    "1280x800x24",
-                    "-nolisten",
-                    "tcp",
-                ])
+                .args(["-displayfd", "1", "-screen", "0", "1280x800x24", "-nolisten", "tcp"])
                 .stdin(Stdio::null())
                 .stdout(Stdio::piped())
                 .stderr(Stdio::null()),
         )?;
-        let stdout = child
-            .0
-            .stdout
-            .take()
-            .ok_or_else(|| Error::Transport("Xvfb has no stdout".into()))?;
+        let stdout = child.0.stdout.take().ok_or_else(|| Error::Transport("Xvfb has no stdout".into()))?;
         let mut stdout = BufReader::new(stdout);
         let mut line = String::new();
         stdout.read_line(&mut line)?;
@@ -82,11 +66,7 @@ impl Xvfb {
         if number.is_empty() {
             return Err(Error::Transport("Xvfb exited without a display".into()));
         }
-        Ok(Xvfb {
-            display: format!(":{number}"),
-            _child: child,
-            _stdout: stdout,
-        })
+        Ok(Xvfb { display: format!(":{number}"), _child: child, _stdout: stdout })
     }
 
     /// The `DISPLAY` value, e.g. `:3`.
@@ -126,24 +106,12 @@ impl WebKitDriver {
         for (k, v) in env {
             cmd.env(k, v);
         }
-        let driver = WebKitDriver {
-            url: format!("http://127.0.0.1:{port}"),
-            _child: Group::spawn(&mut cmd)?,
-        };
+        let driver = WebKitDriver { url: format!("http://127.0.0.1:{port}"), _child: Group::spawn(&mut cmd)? };
         let agent = agent(Duration::from_secs(2));
-        wait_until(
-            Duration::from_secs(15),
-            "WebKitWebDriver to be ready",
-            || {
-                let ready = agent
-                    .get(&format!("{}/status", driver.url))
-                    .call()
-                    .ok()?
-                    .into_json::<Value>()
-                    .ok()?;
-                ready["value"]["ready"].as_bool().filter(|r| *r).map(|_| ())
-            },
-        )?;
+        wait_until(Duration::from_secs(15), "WebKitWebDriver to be ready", || {
+            let ready = agent.get(&format!("{}/status", driver.url)).call().ok()?.into_json::<Value>().ok()?;
+            ready["value"]["ready"].as_bool().filter(|r| *r).map(|_| ())
+        })?;
         Ok(driver)
     }
 

@@ -27,7 +27,11 @@ pub(super) fn rtp_ports() -> (u16, u16) {
     match v.split_once('-').map(|(a, b)| (a.trim().parse::<u16>(), b.trim().parse::<u16>())) {
         Some((Ok(min), Ok(max))) if min >= 1024 && max > min => (min, max),
         _ => {
-            tracing::warn!("SIPDESK_RTP_PORTS must look like 20000-20999 (from 1024 up); using {}-{}", DEFAULT.0, DEFAULT.1);
+            tracing::warn!(
+                "SIPDESK_RTP_PORTS must look like 20000-20999 (from 1024 up); using {}-{}",
+                DEFAULT.0,
+                DEFAULT.1
+            );
             DEFAULT
         }
     }
@@ -95,7 +99,9 @@ impl Renegotiation<'_> {
             }
         } else {
             let extra = [format!("Contact: <{}>", self.contact)];
-            if let Some(r) = request::response(&req, 200, "OK", None, &extra, Some(("application/sdp", body.as_bytes()))) {
+            if let Some(r) =
+                request::response(&req, 200, "OK", None, &extra, Some(("application/sdp", body.as_bytes())))
+            {
                 let _ = ep.send(r.as_bytes()).await;
             }
         }
@@ -153,7 +159,16 @@ pub(super) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 impl Desk {
     /// Keeps the call history in step with the call's events.
     #[allow(clippy::too_many_arguments)]
-    fn record_history(&self, call_id: &str, account_id: i64, direction: &str, state: &str, remote: &str, codec: Option<&str>, reason: Option<&str>) {
+    fn record_history(
+        &self,
+        call_id: &str,
+        account_id: i64,
+        direction: &str,
+        state: &str,
+        remote: &str,
+        codec: Option<&str>,
+        reason: Option<&str>,
+    ) {
         let result = self.with_store_mut(|s| match state {
             "incoming" | "calling" => s.call_started(call_id, account_id, direction, remote),
             "active" => s.call_answered(call_id, codec),
@@ -184,18 +199,23 @@ impl Calls {
 
 /// `Call-Info: <...>;answer-after=N` (dialers ask for auto-answer this way): N seconds, capped.
 fn answer_after(req: &rsip::Request) -> Option<std::time::Duration> {
-    message::header_values(req, "Call-Info", None).iter().flat_map(|v| message::split_list(v)).find_map(|info| {
-        info.split(';').skip(1).find_map(|p| {
-            let (k, v) = p.split_once('=')?;
-            k.trim().eq_ignore_ascii_case("answer-after").then(|| v.trim().parse::<u64>().ok())?
+    message::header_values(req, "Call-Info", None)
+        .iter()
+        .flat_map(|v| message::split_list(v))
+        .find_map(|info| {
+            info.split(';').skip(1).find_map(|p| {
+                let (k, v) = p.split_once('=')?;
+                k.trim().eq_ignore_ascii_case("answer-after").then(|| v.trim().parse::<u64>().ok())?
+            })
         })
-    })
-    .map(|s| std::time::Duration::from_secs(s.min(3600)))
+        .map(|s| std::time::Duration::from_secs(s.min(3600)))
 }
 
 /// Who is calling: P-Asserted-Identity, else From.
 fn caller_id(req: &rsip::Request) -> String {
-    let v = message::header_value(req, "P-Asserted-Identity", None).or_else(|| message::header_value(req, "From", Some("f"))).unwrap_or_default();
+    let v = message::header_value(req, "P-Asserted-Identity", None)
+        .or_else(|| message::header_value(req, "From", Some("f")))
+        .unwrap_or_default();
     match v.find('>') {
         Some(end) => v[..=end].trim().to_string(),
         None => v.split(';').next().unwrap_or_default().trim().to_string(),
@@ -231,7 +251,8 @@ impl Desk {
         let Some(account) = lock(&self.inner.loaded).get(&account_id).map(|l| l.account.clone()) else { return };
         let (req_tx, requests) = mpsc::unbounded_channel();
         let (cmd_tx, commands) = mpsc::unbounded_channel();
-        lock(&self.inner.calls.live).insert(call_id.clone(), CallEntry { requests: req_tx, commands: cmd_tx, view: None });
+        lock(&self.inner.calls.live)
+            .insert(call_id.clone(), CallEntry { requests: req_tx, commands: cmd_tx, view: None });
         let desk = self.clone();
         let contact = request::contact_uri(&account, ep.flow().local(), ep.flow().proto());
         let ours = req.uri.user().is_some_and(|u| u == account.username);
@@ -243,12 +264,29 @@ impl Desk {
         });
     }
 
-    fn call_event(&self, call_id: &str, account_id: i64, state: &'static str, remote: &str, codec: Option<&'static str>, reason: Option<&'static str>) {
+    fn call_event(
+        &self,
+        call_id: &str,
+        account_id: i64,
+        state: &'static str,
+        remote: &str,
+        codec: Option<&'static str>,
+        reason: Option<&'static str>,
+    ) {
         self.call_event_dir("in", call_id, account_id, state, remote, codec, reason);
     }
 
     #[allow(clippy::too_many_arguments)]
-    pub(super) fn call_event_dir(&self, direction: &'static str, call_id: &str, account_id: i64, state: &'static str, remote: &str, codec: Option<&'static str>, reason: Option<&'static str>) {
+    pub(super) fn call_event_dir(
+        &self,
+        direction: &'static str,
+        call_id: &str,
+        account_id: i64,
+        state: &'static str,
+        remote: &str,
+        codec: Option<&'static str>,
+        reason: Option<&'static str>,
+    ) {
         {
             let mut live = lock(&self.inner.calls.live);
             if state == "ended" {
@@ -257,7 +295,15 @@ impl Desk {
             } else if let Some(entry) = live.get_mut(call_id) {
                 let since = entry.view.as_ref().and_then(|v| v.active_since_ms);
                 let active_since_ms = if state == "active" { since.or(Some(crate::desk::now_ms())) } else { since };
-                entry.view = Some(CallView { call_id: call_id.to_string(), account_id, direction, state, remote: remote.to_string(), codec, active_since_ms });
+                entry.view = Some(CallView {
+                    call_id: call_id.to_string(),
+                    account_id,
+                    direction,
+                    state,
+                    remote: remote.to_string(),
+                    codec,
+                    active_since_ms,
+                });
             }
         }
         self.record_history(call_id, account_id, direction, state, remote, codec, reason);
@@ -273,7 +319,15 @@ impl Desk {
     }
 
     /// The life of one incoming call; returns its end reason.
-    async fn run_incoming(&self, account_id: i64, mut inv: IncomingInvite, ours: bool, mut requests: CallRequests, mut commands: mpsc::UnboundedReceiver<CallCommand>, call_id: &str) -> &'static str {
+    async fn run_incoming(
+        &self,
+        account_id: i64,
+        mut inv: IncomingInvite,
+        ours: bool,
+        mut requests: CallRequests,
+        mut commands: mpsc::UnboundedReceiver<CallCommand>,
+        call_id: &str,
+    ) -> &'static str {
         let remote = caller_id(&inv.invite);
         if !ours {
             inv.reject(404, "Not Found", &[], &mut requests).await;
@@ -305,7 +359,13 @@ impl Desk {
                 let code = e.sip_status();
                 tracing::warn!(call_id, "rejecting the offer with {code}: {e}");
                 let warning = [format!("Warning: 399 sipdesk \"{}\"", e.to_string().replace('"', "'"))];
-                inv.reject(code, if code == 488 { "Not Acceptable Here" } else { "Bad Request" }, &warning, &mut requests).await;
+                inv.reject(
+                    code,
+                    if code == 488 { "Not Acceptable Here" } else { "Bad Request" },
+                    &warning,
+                    &mut requests,
+                )
+                .await;
                 let reason = if code == 488 { "incompatible_media" } else { "bad_request" };
                 self.call_event(call_id, account_id, "ended", &remote, None, Some(reason));
                 return reason;
@@ -372,7 +432,8 @@ impl Desk {
                 return reason;
             }
         };
-        let media = audio_endpoint(&self.inner.audio).and_then(|ep| RtpSession::start(rtp, negotiated, ep).map_err(|e| e.to_string()));
+        let media = audio_endpoint(&self.inner.audio)
+            .and_then(|ep| RtpSession::start(rtp, negotiated, ep).map_err(|e| e.to_string()));
         let media = match media {
             Ok(m) => m,
             Err(e) => {
@@ -395,7 +456,14 @@ impl Desk {
     }
 
     /// A confirmed call until one side hangs up; returns the reason.
-    pub(super) async fn confirmed(&self, ep: &Endpoint, dialog: &mut crate::sip::dialog::Dialog, requests: &mut CallRequests, commands: &mut mpsc::UnboundedReceiver<CallCommand>, offers: &mut Renegotiation<'_>) -> &'static str {
+    pub(super) async fn confirmed(
+        &self,
+        ep: &Endpoint,
+        dialog: &mut crate::sip::dialog::Dialog,
+        requests: &mut CallRequests,
+        commands: &mut mpsc::UnboundedReceiver<CallCommand>,
+        offers: &mut Renegotiation<'_>,
+    ) -> &'static str {
         loop {
             tokio::select! {
                 req = requests.recv() => {
@@ -446,7 +514,8 @@ impl Desk {
             let mut tick = tokio::time::interval(std::time::Duration::from_millis(200));
             loop {
                 tick.tick().await;
-                let (rx_dbfs, tx_dbfs) = ((stats.rx_dbfs() * 10.0).round() / 10.0, (stats.tx_dbfs() * 10.0).round() / 10.0);
+                let (rx_dbfs, tx_dbfs) =
+                    ((stats.rx_dbfs() * 10.0).round() / 10.0, (stats.tx_dbfs() * 10.0).round() / 10.0);
                 desk.emit(Event::CallLevel { call_id: id.clone(), rx_dbfs, tx_dbfs });
             }
         });
@@ -479,7 +548,10 @@ mod tests {
             rsip::Request::try_from(format!("INVITE sip:1001@h SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bKx\r\nFrom: <sip:a@h>;tag=1\r\nTo: <sip:1001@h>\r\nCall-ID: c\r\nCSeq: 1 INVITE\r\n{info}Content-Length: 0\r\n\r\n")).unwrap()
         };
         assert_eq!(answer_after(&invite("Call-Info: <sip:h>;answer-after=0\r\n")), Some(std::time::Duration::ZERO));
-        assert_eq!(answer_after(&invite("Call-Info: <http://x/a,b>;purpose=icon, <sip:h>;Answer-After=5\r\n")), Some(std::time::Duration::from_secs(5)));
+        assert_eq!(
+            answer_after(&invite("Call-Info: <http://x/a,b>;purpose=icon, <sip:h>;Answer-After=5\r\n")),
+            Some(std::time::Duration::from_secs(5))
+        );
         assert_eq!(answer_after(&invite("Call-Info: <sip:h>;answer-after=soon\r\n")), None);
         assert_eq!(answer_after(&invite("")), None);
     }

@@ -107,7 +107,10 @@ mod tests {
 
     #[test]
     fn wire_shape() {
-        let e = EventEnvelope { ts_ms: 5, event: Event::Registration { account_id: 1, registration: Registration::UNREGISTERED } };
+        let e = EventEnvelope {
+            ts_ms: 5,
+            event: Event::Registration { account_id: 1, registration: Registration::UNREGISTERED },
+        };
         assert_eq!(
             serde_json::to_string(&e).unwrap(),
             r#"{"ts_ms":5,"event":"registration","account_id":1,"state":"unregistered","expires":null,"reason":null}"#

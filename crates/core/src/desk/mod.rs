@@ -7,8 +7,8 @@ mod calls;
 mod channel;
 mod events;
 mod outgoing;
-mod tones;
 mod status;
+mod tones;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -20,9 +20,9 @@ use tokio::sync::{broadcast, Notify};
 
 pub use api_error::ApiError;
 pub use calls::{CallCommand, CallView};
-pub use outgoing::dial_target;
 pub use channel::handle_line;
 pub use events::{now_ms, Event, EventEnvelope, Registration, RegistrationState};
+pub use outgoing::dial_target;
 pub use status::{AccountStatus, DeskStatus, ErrorInfo, UiSettings};
 
 use crate::sip::registration::{self, Policy, Update};
@@ -69,7 +69,12 @@ impl DeskOptions {
     /// Like [`DeskOptions::from_env`] with an explicit database path (`--db`), which wins.
     pub fn with_db(db: Option<PathBuf>) -> DeskOptions {
         let env_account = store::env_account(|k| std::env::var(k).ok()).map_err(|e| e.to_string());
-        DeskOptions { db_path: db.unwrap_or_else(default_db_path), env_account, auto_answer: false, audio: AudioChoice::Device }
+        DeskOptions {
+            db_path: db.unwrap_or_else(default_db_path),
+            env_account,
+            auto_answer: false,
+            audio: AudioChoice::Device,
+        }
     }
 }
 
@@ -152,7 +157,8 @@ impl Desk {
     pub async fn start(&self) -> Result<(), ApiError> {
         let lock = InstanceLock::acquire(&self.inner.db_path).map_err(|e| {
             let err = ApiError::new("instance_running", e.to_string());
-            *lock_or_recover(&self.inner.instance_error) = Some(ErrorInfo { code: "instance_running", message: err.message.clone() });
+            *lock_or_recover(&self.inner.instance_error) =
+                Some(ErrorInfo { code: "instance_running", message: err.message.clone() });
             err
         })?;
         *lock_or_recover(&self.inner.instance) = Some(lock);
@@ -284,7 +290,12 @@ impl Desk {
             let r = registration_of(&loaded, v.id);
             AccountStatus::new(v, &r)
         }));
-        let env_error = self.inner.env_account.as_ref().err().map(|m| ErrorInfo { code: "env_account_invalid", message: m.clone() });
+        let env_error = self
+            .inner
+            .env_account
+            .as_ref()
+            .err()
+            .map(|m| ErrorInfo { code: "env_account_invalid", message: m.clone() });
         DeskStatus {
             store_error,
             instance_error: lock_or_recover(&self.inner.instance_error).clone(),
@@ -320,7 +331,8 @@ impl Desk {
             Err(_) => Vec::new(),
         };
         let env = self.inner.env_account.clone().unwrap_or(None);
-        let wanted: BTreeMap<i64, Account> = store::merge_env_account(stored, env).into_iter().map(|a| (a.id, a)).collect();
+        let wanted: BTreeMap<i64, Account> =
+            store::merge_env_account(stored, env).into_iter().map(|a| (a.id, a)).collect();
         let mut changes = Vec::new();
         let mut to_stop = Vec::new();
         let mut to_start = Vec::new();
@@ -381,8 +393,10 @@ impl Desk {
             let on_update: registration::OnUpdate = Arc::new(move |u| desk.apply_update(u));
             let _guard = rt.enter();
             let desk = self.clone();
-            let on_request: registration::OnRequest = Arc::new(move |account_id, ep, req| desk.on_sip_request(account_id, ep, req));
-            running.insert(id, registration::spawn(account, generation, self.inner.policy.clone(), on_update, on_request));
+            let on_request: registration::OnRequest =
+                Arc::new(move |account_id, ep, req| desk.on_sip_request(account_id, ep, req));
+            running
+                .insert(id, registration::spawn(account, generation, self.inner.policy.clone(), on_update, on_request));
         }
     }
 

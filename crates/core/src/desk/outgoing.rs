@@ -24,7 +24,8 @@ pub fn dial_target(input: &str, account: &Account) -> Result<String, ApiError> {
         return if ok { Ok(uri) } else { Err(ApiError::new("invalid_argument", format!("not a SIP URI: {v:?}"))) };
     }
     let user: String = v.chars().filter(|c| !matches!(c, ' ' | '-' | '(' | ')' | '.')).collect();
-    validate::username(&user).map_err(|_| ApiError::new("invalid_argument", format!("not a number, extension or SIP URI: {v:?}")))?;
+    validate::username(&user)
+        .map_err(|_| ApiError::new("invalid_argument", format!("not a number, extension or SIP URI: {v:?}")))?;
     Ok(format!("sip:{user}@{}", request::domain(account)))
 }
 
@@ -48,20 +49,27 @@ impl Desk {
     pub fn dial(&self, target: &str, account_id: Option<i64>) -> Result<String, ApiError> {
         let account_id = match account_id {
             Some(id) => id,
-            None => self.desk_status().default_account_id.ok_or_else(|| ApiError::new("no_account", "no SIP account to call from"))?,
+            None => self
+                .desk_status()
+                .default_account_id
+                .ok_or_else(|| ApiError::new("no_account", "no SIP account to call from"))?,
         };
-        let account = lock(&self.inner.loaded).get(&account_id).map(|l| l.account.clone()).ok_or_else(|| ApiError::new("not_found", format!("account {account_id} is not active")))?;
-        let uri = dial_target(target, &account)?;
-        let ep = lock(&self.inner.registrations)
+        let account = lock(&self.inner.loaded)
             .get(&account_id)
-            .and_then(|h| h.endpoint())
-            .ok_or_else(|| ApiError::new("not_registered", format!("account {account_id} has no connection to its server yet")))?;
-        let rt = lock(&self.inner.runtime).clone().ok_or_else(|| ApiError::new("not_running", "the desk is not running"))?;
+            .map(|l| l.account.clone())
+            .ok_or_else(|| ApiError::new("not_found", format!("account {account_id} is not active")))?;
+        let uri = dial_target(target, &account)?;
+        let ep = lock(&self.inner.registrations).get(&account_id).and_then(|h| h.endpoint()).ok_or_else(|| {
+            ApiError::new("not_registered", format!("account {account_id} has no connection to its server yet"))
+        })?;
+        let rt =
+            lock(&self.inner.runtime).clone().ok_or_else(|| ApiError::new("not_running", "the desk is not running"))?;
         let mut invite = OutgoingInvite::new(ep.clone(), account, uri.clone(), Timers::default());
         let call_id = invite.call_id().to_string();
         let (req_tx, mut requests) = mpsc::unbounded_channel();
         let (cmd_tx, mut commands) = mpsc::unbounded_channel();
-        lock(&self.inner.calls.live).insert(call_id.clone(), CallEntry { requests: req_tx, commands: cmd_tx, view: None });
+        lock(&self.inner.calls.live)
+            .insert(call_id.clone(), CallEntry { requests: req_tx, commands: cmd_tx, view: None });
         let desk = self.clone();
         let id = call_id.clone();
         rt.spawn(async move {
@@ -72,9 +80,18 @@ impl Desk {
         Ok(call_id)
     }
 
-    async fn run_outgoing(&self, account_id: i64, invite: &mut OutgoingInvite, uri: &str, requests: &mut crate::sip::invite_server::CallRequests, commands: &mut mpsc::UnboundedReceiver<CallCommand>) -> &'static str {
+    async fn run_outgoing(
+        &self,
+        account_id: i64,
+        invite: &mut OutgoingInvite,
+        uri: &str,
+        requests: &mut crate::sip::invite_server::CallRequests,
+        commands: &mut mpsc::UnboundedReceiver<CallCommand>,
+    ) -> &'static str {
         let call_id = invite.call_id().to_string();
-        let ev = |state, codec, reason| self.call_event_dir("out", &call_id, account_id, state, &format!("<{uri}>"), codec, reason);
+        let ev = |state, codec, reason| {
+            self.call_event_dir("out", &call_id, account_id, state, &format!("<{uri}>"), codec, reason)
+        };
         let ep = lock(&self.inner.registrations).get(&account_id).and_then(|h| h.endpoint());
         let Some(ep) = ep else {
             ev("ended", None, Some("network_down"));
@@ -157,7 +174,8 @@ impl Desk {
             }
         };
         let codec = Some(negotiated.codec.name());
-        let media = audio_endpoint(&self.inner.audio).and_then(|e| RtpSession::start(rtp, negotiated, e).map_err(|e| e.to_string()));
+        let media = audio_endpoint(&self.inner.audio)
+            .and_then(|e| RtpSession::start(rtp, negotiated, e).map_err(|e| e.to_string()));
         let media = match media {
             Ok(m) => m,
             Err(e) => {

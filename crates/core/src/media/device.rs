@@ -256,14 +256,22 @@ fn choose_config(
     let ranges = ranges.map_err(|e| unsupported(e.to_string()))?;
     let pick_rate = |r: &SupportedStreamConfigRange| {
         let (lo, hi) = (r.min_sample_rate().0, r.max_sample_rate().0);
-        [PREFERRED_DEVICE_HZ, rate.hz()].into_iter().find(|hz| (lo..=hi).contains(hz)).unwrap_or(hi.min(PREFERRED_DEVICE_HZ).max(lo))
+        [PREFERRED_DEVICE_HZ, rate.hz()]
+            .into_iter()
+            .find(|hz| (lo..=hi).contains(hz))
+            .unwrap_or(hi.min(PREFERRED_DEVICE_HZ).max(lo))
     };
     let best = ranges
         .iter()
         .filter(|r| matches!(r.sample_format(), SampleFormat::F32 | SampleFormat::I16) && r.channels() > 0)
         .min_by_key(|r| {
             let hz = pick_rate(r);
-            (hz != PREFERRED_DEVICE_HZ && hz != rate.hz(), hz.abs_diff(PREFERRED_DEVICE_HZ), r.channels(), r.sample_format() != SampleFormat::F32)
+            (
+                hz != PREFERRED_DEVICE_HZ && hz != rate.hz(),
+                hz.abs_diff(PREFERRED_DEVICE_HZ),
+                r.channels(),
+                r.sample_format() != SampleFormat::F32,
+            )
         })
         .ok_or_else(|| unsupported(format!("{} configurations, none f32/i16", ranges.len())))?;
     let hz = pick_rate(best);
@@ -390,7 +398,15 @@ struct Resampler {
 impl Resampler {
     fn new(from: u32, to: u32) -> Resampler {
         let width = if to < from { (from.div_ceil(to) as usize).clamp(1, 32) } else { 1 };
-        Resampler { step: f64::from(from) / f64::from(to), pos: 0.0, prev: 0.0, avg: [0.0; 32], width, idx: 0, sum: 0.0 }
+        Resampler {
+            step: f64::from(from) / f64::from(to),
+            pos: 0.0,
+            prev: 0.0,
+            avg: [0.0; 32],
+            width,
+            idx: 0,
+            sum: 0.0,
+        }
     }
 
     fn process(&mut self, input: &[i16], out: &mut Vec<i16>) {
@@ -426,9 +442,23 @@ pub struct DeviceSource {
 }
 
 impl DeviceSource {
-    fn new(ring: RingSource, device_hz: u32, rate: SampleRate, health: Arc<Health>, owner: Arc<StreamOwner>) -> DeviceSource {
+    fn new(
+        ring: RingSource,
+        device_hz: u32,
+        rate: SampleRate,
+        health: Arc<Health>,
+        owner: Arc<StreamOwner>,
+    ) -> DeviceSource {
         let scratch = vec![0; device_hz as usize / 50];
-        DeviceSource { ring, rate, resampler: Resampler::new(device_hz, rate.hz()), scratch, pending: Vec::with_capacity(MAX_PENDING), health, _owner: owner }
+        DeviceSource {
+            ring,
+            rate,
+            resampler: Resampler::new(device_hz, rate.hz()),
+            scratch,
+            pending: Vec::with_capacity(MAX_PENDING),
+            health,
+            _owner: owner,
+        }
     }
 }
 
@@ -469,7 +499,13 @@ pub struct DeviceSink {
 }
 
 impl DeviceSink {
-    fn new(ring: RingSink, device_hz: u32, rate: SampleRate, health: Arc<Health>, owner: Arc<StreamOwner>) -> DeviceSink {
+    fn new(
+        ring: RingSink,
+        device_hz: u32,
+        rate: SampleRate,
+        health: Arc<Health>,
+        owner: Arc<StreamOwner>,
+    ) -> DeviceSink {
         let scratch = Vec::with_capacity(device_hz as usize / 50 + 8);
         DeviceSink { ring, rate, resampler: Resampler::new(rate.hz(), device_hz), scratch, health, _owner: owner }
     }

@@ -256,7 +256,8 @@ mod tests {
 
     #[test]
     fn rates_and_frame_sizes() {
-        let sizes: Vec<usize> = [8000, 16000, 24000, 48000].iter().map(|&hz| SampleRate::from_hz(hz).unwrap().frame_samples()).collect();
+        let sizes: Vec<usize> =
+            [8000, 16000, 24000, 48000].iter().map(|&hz| SampleRate::from_hz(hz).unwrap().frame_samples()).collect();
         assert_eq!(sizes, vec![160, 320, 480, 960]);
         assert_eq!(SampleRate::from_hz(44100), Err(FrameError::UnsupportedRate(44100)));
         assert_eq!(SampleRate::Hz24000.hz(), 24000);

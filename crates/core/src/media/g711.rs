@@ -206,16 +206,21 @@ mod tests {
         // Positive µ-law codes 0xFF down to 0x80 decode to increasing values whose step doubles
         // at each segment (16 codes): 8, 16, 32, ... 1024 in 16-bit units.
         for (law, top) in [(Law::Mu, 0xFFu8), (Law::A, 0xD5u8)] {
-            let mut values: Vec<i32> = (0..128u8).map(|k| {
-                let code = if law == Law::Mu { top - k } else { (k ^ 0x55) | 0x80 };
-                law.decode(code) as i32
-            }).collect();
+            let mut values: Vec<i32> = (0..128u8)
+                .map(|k| {
+                    let code = if law == Law::Mu { top - k } else { (k ^ 0x55) | 0x80 };
+                    law.decode(code) as i32
+                })
+                .collect();
             values.dedup();
             assert_eq!(values.len(), 128, "{law:?} codes are all distinct");
             for seg in 1..8 {
                 let step = values[seg * 16 + 1] - values[seg * 16];
                 let prev = values[seg * 16 - 1] - values[seg * 16 - 2];
-                assert!(step == prev * 2 || (seg == 1 && law == Law::A && step == prev), "{law:?} seg {seg}: {prev} -> {step}");
+                assert!(
+                    step == prev * 2 || (seg == 1 && law == Law::A && step == prev),
+                    "{law:?} seg {seg}: {prev} -> {step}"
+                );
             }
         }
     }

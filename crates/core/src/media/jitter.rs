@@ -82,7 +82,17 @@ impl JitterBuffer {
         // Room for the depth plus as much again of early arrivals.
         let capacity = depth * 4 + 4;
         let slots = (0..capacity).map(|_| Slot { seq: 0, full: false, frame: Frame::silence(rate) }).collect();
-        JitterBuffer { slots, depth, rate, next: None, played_up_to: None, held: 0, last: Frame::silence(rate), conceal_run: 0, stats: JitterStats::default() }
+        JitterBuffer {
+            slots,
+            depth,
+            rate,
+            next: None,
+            played_up_to: None,
+            held: 0,
+            last: Frame::silence(rate),
+            conceal_run: 0,
+            stats: JitterStats::default(),
+        }
     }
 
     /// Counters so far.
@@ -202,10 +212,12 @@ mod tests {
 
     fn play(jb: &mut JitterBuffer, n: usize) -> Vec<(Playout, i16)> {
         let mut out = Frame::silence(SampleRate::Hz8000);
-        (0..n).map(|_| {
-            let p = jb.pop(&mut out);
-            (p, out.samples()[0])
-        }).collect()
+        (0..n)
+            .map(|_| {
+                let p = jb.pop(&mut out);
+                (p, out.samples()[0])
+            })
+            .collect()
     }
 
     #[test]

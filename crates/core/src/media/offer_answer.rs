@@ -52,7 +52,9 @@ impl Codec {
     /// The codec a payload format describes, by rtpmap name or else by static number.
     fn of_format(f: &RtpFormat) -> Option<Codec> {
         match (&f.encoding, f.clock_rate) {
-            (Some(enc), Some(8000)) if f.channels.unwrap_or(1) == 1 => [Codec::Pcmu, Codec::Pcma].into_iter().find(|c| enc.eq_ignore_ascii_case(c.name())),
+            (Some(enc), Some(8000)) if f.channels.unwrap_or(1) == 1 => {
+                [Codec::Pcmu, Codec::Pcma].into_iter().find(|c| enc.eq_ignore_ascii_case(c.name()))
+            }
             (Some(_), _) => None,
             (None, _) => [Codec::Pcmu, Codec::Pcma].into_iter().find(|c| c.static_payload_type() == f.payload_type),
         }
@@ -78,7 +80,12 @@ pub struct MediaPolicy {
 
 impl Default for MediaPolicy {
     fn default() -> MediaPolicy {
-        MediaPolicy { codecs: vec![Codec::Pcmu, Codec::Pcma], telephone_event: true, telephone_event_pt: 101, ptime: 20 }
+        MediaPolicy {
+            codecs: vec![Codec::Pcmu, Codec::Pcma],
+            telephone_event: true,
+            telephone_event_pt: 101,
+            ptime: 20,
+        }
     }
 }
 
@@ -133,7 +140,8 @@ impl SdpSession {
 
     /// Our offer for `local`.
     pub fn offer(&mut self, local: LocalMedia) -> String {
-        let mut rtp: Vec<RtpFormat> = self.policy.codecs.iter().map(|c| format(c.static_payload_type(), c.name(), None)).collect();
+        let mut rtp: Vec<RtpFormat> =
+            self.policy.codecs.iter().map(|c| format(c.static_payload_type(), c.name(), None)).collect();
         if self.policy.telephone_event {
             rtp.push(format(self.policy.telephone_event_pt, "telephone-event", Some("0-16")));
         }
@@ -153,15 +161,36 @@ impl SdpSession {
         let offered = offer.direction_of(audio);
         // c=0.0.0.0 is RFC 2543 hold: the offerer does not want to receive.
         let they_receive = offered.receives() && !conn.is_unspecified();
-        let ours = Direction::from_flags(local.direction.sends() && they_receive, local.direction.receives() && offered.sends());
+        let ours = Direction::from_flags(
+            local.direction.sends() && they_receive,
+            local.direction.receives() && offered.sends(),
+        );
         let mut rtp = vec![format(pt, codec.name(), None)];
         if let Some(te) = te {
             rtp.push(format(te.payload_type, "telephone-event", Some(te.fmtp.as_deref().unwrap_or("0-16"))));
         }
         let ptime = audio.ptime.unwrap_or(self.policy.ptime);
-        let media = offer.media.iter().enumerate().map(|(i, m)| if i == idx { audio_media(LocalMedia { direction: ours, ..local }, rtp.clone(), ptime) } else { rejected(m) }).collect();
+        let media = offer
+            .media
+            .iter()
+            .enumerate()
+            .map(|(i, m)| {
+                if i == idx {
+                    audio_media(LocalMedia { direction: ours, ..local }, rtp.clone(), ptime)
+                } else {
+                    rejected(m)
+                }
+            })
+            .collect();
         let sd = self.stamp(local.address, media);
-        let negotiated = Negotiated { codec, payload_type: pt, telephone_event: te.map(|f| f.payload_type), remote: SocketAddr::new(conn, audio.port), direction: ours, ptime };
+        let negotiated = Negotiated {
+            codec,
+            payload_type: pt,
+            telephone_event: te.map(|f| f.payload_type),
+            remote: SocketAddr::new(conn, audio.port),
+            direction: ours,
+            ptime,
+        };
         Ok((sd.render(), negotiated))
     }
 
@@ -170,26 +199,50 @@ impl SdpSession {
         let offer = self.last_offer.as_ref().ok_or_else(|| SdpError::AnswerMismatch("no offer was made".into()))?;
         let ans = SessionDescription::parse(answer)?;
         if ans.media.len() != offer.media.len() {
-            return Err(SdpError::AnswerMismatch(format!("{} m-lines answered to {} offered", ans.media.len(), offer.media.len())));
+            return Err(SdpError::AnswerMismatch(format!(
+                "{} m-lines answered to {} offered",
+                ans.media.len(),
+                offer.media.len()
+            )));
         }
         let (_, audio) = ans.audio().ok_or(SdpError::NoAudio)?;
         let conn = ans.connection_of(audio).ok_or(SdpError::NoConnection)?;
         let ours = &offer.media[0];
         // The first answered format that is a codec we offered under that number.
-        let (codec, pt) = audio.rtp.iter()
+        let (codec, pt) = audio
+            .rtp
+            .iter()
             .filter_map(|f| Codec::of_format(f).map(|c| (c, f.payload_type)))
             .find(|(c, pt)| ours.format(*pt).and_then(Codec::of_format) == Some(*c))
             .ok_or_else(|| SdpError::NoCommonCodec { offered: names(audio), accepted: self.accepted() })?;
-        let te = audio.rtp.iter().find(|f| is_telephone_event(f) && ours.format(f.payload_type).is_some_and(is_telephone_event)).map(|f| f.payload_type);
+        let te = audio
+            .rtp
+            .iter()
+            .find(|f| is_telephone_event(f) && ours.format(f.payload_type).is_some_and(is_telephone_event))
+            .map(|f| f.payload_type);
         let theirs = ans.direction_of(audio);
         let wanted = ours.direction.unwrap_or_default();
-        let direction = Direction::from_flags(wanted.sends() && theirs.receives() && !conn.is_unspecified(), wanted.receives() && theirs.sends());
-        Ok(Negotiated { codec, payload_type: pt, telephone_event: te, remote: SocketAddr::new(conn, audio.port), direction, ptime: audio.ptime.unwrap_or(self.policy.ptime) })
+        let direction = Direction::from_flags(
+            wanted.sends() && theirs.receives() && !conn.is_unspecified(),
+            wanted.receives() && theirs.sends(),
+        );
+        Ok(Negotiated {
+            codec,
+            payload_type: pt,
+            telephone_event: te,
+            remote: SocketAddr::new(conn, audio.port),
+            direction,
+            ptime: audio.ptime.unwrap_or(self.policy.ptime),
+        })
     }
 
     fn choose(&self, audio: &Media) -> Result<(Codec, u8), SdpError> {
-        self.policy.codecs.iter()
-            .find_map(|want| audio.rtp.iter().find(|f| Codec::of_format(f) == Some(*want)).map(|f| (*want, f.payload_type)))
+        self.policy
+            .codecs
+            .iter()
+            .find_map(|want| {
+                audio.rtp.iter().find(|f| Codec::of_format(f) == Some(*want)).map(|f| (*want, f.payload_type))
+            })
             .ok_or_else(|| SdpError::NoCommonCodec { offered: names(audio), accepted: self.accepted() })
     }
 
@@ -217,7 +270,13 @@ impl SdpSession {
 }
 
 fn format(pt: u8, name: &str, fmtp: Option<&str>) -> RtpFormat {
-    RtpFormat { payload_type: pt, encoding: Some(name.into()), clock_rate: Some(8000), channels: None, fmtp: fmtp.map(String::from) }
+    RtpFormat {
+        payload_type: pt,
+        encoding: Some(name.into()),
+        clock_rate: Some(8000),
+        channels: None,
+        fmtp: fmtp.map(String::from),
+    }
 }
 
 fn audio_media(local: LocalMedia, rtp: Vec<RtpFormat>, ptime: u32) -> Media {

@@ -15,7 +15,10 @@ fn answer_uses_our_preference_and_the_offers_numbers() {
     let offer = offer_with("m=audio 4000 RTP/AVP 0 8 96", "a=rtpmap:96 telephone-event/8000\r\na=fmtp:96 0-15\r\n");
     let mut s = SdpSession::new(MediaPolicy { codecs: vec![Codec::Pcma, Codec::Pcmu], ..Default::default() }, 77);
     let (body, n) = s.answer(&offer, local(5000, Direction::SendRecv)).unwrap();
-    assert_eq!((n.codec, n.payload_type, n.telephone_event, n.direction), (Codec::Pcma, 8, Some(96), Direction::SendRecv));
+    assert_eq!(
+        (n.codec, n.payload_type, n.telephone_event, n.direction),
+        (Codec::Pcma, 8, Some(96), Direction::SendRecv)
+    );
     assert_eq!(n.remote, "10.0.0.1:4000".parse().unwrap());
     assert!(body.contains("m=audio 5000 RTP/AVP 8 96\r\n"), "{body}");
     assert!(body.contains("a=rtpmap:96 telephone-event/8000\r\na=fmtp:96 0-15\r\n"), "{body}");
@@ -37,7 +40,10 @@ fn no_common_codec_is_488() {
     assert_eq!(err.sip_status(), 488);
     // PCMU offered as stereo is not G.711 mono.
     let stereo = offer_with("m=audio 4000 RTP/AVP 0", "a=rtpmap:0 PCMU/8000/2\r\n");
-    assert!(matches!(SdpSession::new(MediaPolicy::default(), 1).answer(&stereo, local(5000, Direction::SendRecv)), Err(SdpError::NoCommonCodec { .. })));
+    assert!(matches!(
+        SdpSession::new(MediaPolicy::default(), 1).answer(&stereo, local(5000, Direction::SendRecv)),
+        Err(SdpError::NoCommonCodec { .. })
+    ));
 }
 
 #[test]
@@ -53,10 +59,14 @@ fn missing_audio_or_connection_and_garbage_are_typed() {
 #[test]
 fn other_streams_are_rejected_with_port_zero_in_place() {
     let offer = offer_with("m=video 6000 RTP/AVP 96\r\na=rtpmap:96 VP8/90000\r\nm=audio 4000 RTP/AVP 0", "");
-    let (body, _) = SdpSession::new(MediaPolicy::default(), 1).answer(&offer, local(5000, Direction::SendRecv)).unwrap();
+    let (body, _) =
+        SdpSession::new(MediaPolicy::default(), 1).answer(&offer, local(5000, Direction::SendRecv)).unwrap();
     let answer = SessionDescription::parse(&body).unwrap();
     assert_eq!(answer.media.len(), 2);
-    assert_eq!((answer.media[0].kind.as_str(), answer.media[0].port, answer.media[0].fmts.clone()), ("video", 0, vec!["96".to_string()]));
+    assert_eq!(
+        (answer.media[0].kind.as_str(), answer.media[0].port, answer.media[0].fmts.clone()),
+        ("video", 0, vec!["96".to_string()])
+    );
     assert_eq!(answer.media[1].port, 5000);
 }
 
@@ -84,7 +94,10 @@ fn directions_are_answered_per_rfc_3264() {
 #[test]
 fn offer_then_answer_between_two_sessions() {
     let mut a = SdpSession::new(MediaPolicy::default(), 10);
-    let mut b = SdpSession::new(MediaPolicy { codecs: vec![Codec::Pcma, Codec::Pcmu], telephone_event_pt: 97, ..Default::default() }, 20);
+    let mut b = SdpSession::new(
+        MediaPolicy { codecs: vec![Codec::Pcma, Codec::Pcmu], telephone_event_pt: 97, ..Default::default() },
+        20,
+    );
     let offer = a.offer(local(4000, Direction::SendRecv));
     assert!(offer.contains("m=audio 4000 RTP/AVP 0 8 101\r\n") && offer.contains("a=fmtp:101 0-16\r\n"), "{offer}");
     let (answer, nb) = b.answer(&offer, local(6000, Direction::SendRecv)).unwrap();

@@ -101,7 +101,14 @@ pub fn randomised_interval(base: Duration, unit: f64) -> Duration {
 
 /// Writes a compound packet: SR (with `sender`) or RR, up to one report block, SDES CNAME, and
 /// a BYE when `bye` is set.
-pub fn build_compound(ssrc: u32, sender: Option<SenderInfo>, block: Option<ReportBlock>, cname: &str, bye: bool, out: &mut Vec<u8>) {
+pub fn build_compound(
+    ssrc: u32,
+    sender: Option<SenderInfo>,
+    block: Option<ReportBlock>,
+    cname: &str,
+    bye: bool,
+    out: &mut Vec<u8>,
+) {
     out.clear();
     let rc = u8::from(block.is_some());
     let start = out.len();
@@ -186,12 +193,27 @@ mod tests {
     fn sender_report_round_trips_and_lengths_are_consistent() {
         let mut buf = Vec::new();
         let sender = SenderInfo { ntp: 0x1122_3344_5566_7788, rtp_timestamp: 160, packets: 5, octets: 800 };
-        let block = ReportBlock { ssrc: 9, fraction_lost: 25, cumulative_lost: -3, highest_seq: 70000, jitter: 12, last_sr: 1, delay_since_last_sr: 2 };
+        let block = ReportBlock {
+            ssrc: 9,
+            fraction_lost: 25,
+            cumulative_lost: -3,
+            highest_seq: 70000,
+            jitter: 12,
+            last_sr: 1,
+            delay_since_last_sr: 2,
+        };
         build_compound(42, Some(sender), Some(block), "sipdesk@127.0.0.1", true, &mut buf);
         assert_eq!(buf.len() % 4, 0);
         assert_eq!(&buf[..2], &[0x81, 200]);
         let got = parse_compound(&buf).unwrap();
-        assert_eq!(got, vec![RtcpReport::Sender { ssrc: 42, ntp_middle: 0x3344_5566 }, RtcpReport::Other(202), RtcpReport::Bye { ssrc: 42 }]);
+        assert_eq!(
+            got,
+            vec![
+                RtcpReport::Sender { ssrc: 42, ntp_middle: 0x3344_5566 },
+                RtcpReport::Other(202),
+                RtcpReport::Bye { ssrc: 42 }
+            ]
+        );
         // Cumulative lost is 24-bit two's complement.
         assert_eq!(&buf[32..36], &[25, 0xFF, 0xFF, 0xFD]);
     }

@@ -101,7 +101,8 @@ impl<'a> RtpPacket<'a> {
         if buf.len() < pos {
             return Err(RtpError::TooShort { len: buf.len(), need: pos });
         }
-        let csrcs = buf[HEADER_LEN..pos].chunks_exact(4).map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]])).collect();
+        let csrcs =
+            buf[HEADER_LEN..pos].chunks_exact(4).map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]])).collect();
         let mut extension = None;
         if has_ext {
             if buf.len() < pos + 4 {
@@ -209,12 +210,21 @@ impl SequenceTracker {
 
     /// Records one packet's header and returns its extended numbers.
     pub fn observe(&mut self, h: &RtpHeader) -> Observed {
-        let fresh = TrackState { ssrc: h.ssrc, highest_seq: SEQ_BASE + h.sequence as u64, last_ts: h.timestamp, last_ext_ts: TS_BASE + h.timestamp as u64 };
+        let fresh = TrackState {
+            ssrc: h.ssrc,
+            highest_seq: SEQ_BASE + h.sequence as u64,
+            last_ts: h.timestamp,
+            last_ext_ts: TS_BASE + h.timestamp as u64,
+        };
         let st = match self.state {
             Some(st) if st.ssrc == h.ssrc => st,
             prev => {
                 self.state = Some(fresh);
-                return Observed { extended_seq: fresh.highest_seq, extended_ts: fresh.last_ext_ts, ssrc_changed: prev.is_some() };
+                return Observed {
+                    extended_seq: fresh.highest_seq,
+                    extended_ts: fresh.last_ext_ts,
+                    ssrc_changed: prev.is_some(),
+                };
             }
         };
         // The nearest value to the highest seen, counting a 16-bit wrap either way.
@@ -252,7 +262,12 @@ impl TelephoneEvent {
         if payload.len() < 4 || !payload.len().is_multiple_of(4) {
             return Err(RtpError::BadTelephoneEvent(payload.len()));
         }
-        Ok(TelephoneEvent { event: payload[0], end: payload[1] & 0x80 != 0, volume: payload[1] & 0x3F, duration: u16::from_be_bytes([payload[2], payload[3]]) })
+        Ok(TelephoneEvent {
+            event: payload[0],
+            end: payload[1] & 0x80 != 0,
+            volume: payload[1] & 0x3F,
+            duration: u16::from_be_bytes([payload[2], payload[3]]),
+        })
     }
 
     /// The 4-byte payload.
@@ -337,7 +352,10 @@ mod tests {
         let b = t.observe(&header(65535, ts0.wrapping_add(160)));
         let c = t.observe(&header(0, ts0.wrapping_add(320)));
         let d = t.observe(&header(1, ts0.wrapping_add(480)));
-        assert_eq!([b.extended_seq - a.extended_seq, c.extended_seq - a.extended_seq, d.extended_seq - a.extended_seq], [1, 2, 3]);
+        assert_eq!(
+            [b.extended_seq - a.extended_seq, c.extended_seq - a.extended_seq, d.extended_seq - a.extended_seq],
+            [1, 2, 3]
+        );
         assert!(c.extended_ts > b.extended_ts && d.extended_ts - a.extended_ts == 480);
         // A late packet from before the wrap still sorts before.
         let late = t.observe(&header(65533, ts0.wrapping_sub(160)));

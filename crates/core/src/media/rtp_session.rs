@@ -126,7 +126,11 @@ impl RtpStats {
 }
 
 fn level(cdb: i32) -> f64 {
-    if cdb == 0 { FLOOR_DBFS } else { f64::from(cdb) / 100.0 }
+    if cdb == 0 {
+        FLOOR_DBFS
+    } else {
+        f64::from(cdb) / 100.0
+    }
 }
 
 /// The level reported for silence.
@@ -135,7 +139,8 @@ pub const FLOOR_DBFS: f64 = -120.0;
 /// RMS level of a frame in dBFS (a full-scale sine is 0 dBFS), as hundredths, never 0.
 fn frame_level_cdb(samples: &[i16]) -> i32 {
     let energy: f64 = samples.iter().map(|&s| f64::from(s) * f64::from(s)).sum::<f64>() / samples.len().max(1) as f64;
-    let dbfs = if energy > 0.0 { 20.0 * ((energy.sqrt() * std::f64::consts::SQRT_2) / 32767.0).log10() } else { FLOOR_DBFS };
+    let dbfs =
+        if energy > 0.0 { 20.0 * ((energy.sqrt() * std::f64::consts::SQRT_2) / 32767.0).log10() } else { FLOOR_DBFS };
     ((dbfs.max(FLOOR_DBFS) * 100.0).round() as i32).min(-1)
 }
 
@@ -220,15 +225,38 @@ struct Loop {
 const RELATCH_AFTER: std::time::Duration = std::time::Duration::from_millis(500);
 
 impl Loop {
-    fn new(sockets: RtpSockets, neg: Negotiated, source: Box<dyn FrameSource>, sink: Box<dyn FrameSink>, stats: Arc<RtpStats>) -> Loop {
+    fn new(
+        sockets: RtpSockets,
+        neg: Negotiated,
+        source: Box<dyn FrameSource>,
+        sink: Box<dyn FrameSink>,
+        stats: Arc<RtpStats>,
+    ) -> Loop {
         let mut rng = rand::thread_rng();
         let remote_rtcp = SocketAddr::new(neg.remote.ip(), neg.remote.port().wrapping_add(1));
         Loop {
-            sockets, neg, source, sink, stats, remote: neg.remote, remote_rtcp,
-            ssrc: rng.gen(), seq: rng.gen(), timestamp: rng.gen(), octets: 0,
-            tracker: SequenceTracker::new(), jitter: JitterBuffer::new(SampleRate::Hz8000, DEFAULT_DEPTH),
-            first_ext_seq: None, received: 0, last_expected: 0, last_received: 0,
-            arrival_jitter: 0.0, last_transit: None, last_sr: None, last_event_end: None, started: Instant::now(),
+            sockets,
+            neg,
+            source,
+            sink,
+            stats,
+            remote: neg.remote,
+            remote_rtcp,
+            ssrc: rng.gen(),
+            seq: rng.gen(),
+            timestamp: rng.gen(),
+            octets: 0,
+            tracker: SequenceTracker::new(),
+            jitter: JitterBuffer::new(SampleRate::Hz8000, DEFAULT_DEPTH),
+            first_ext_seq: None,
+            received: 0,
+            last_expected: 0,
+            last_received: 0,
+            arrival_jitter: 0.0,
+            last_transit: None,
+            last_sr: None,
+            last_event_end: None,
+            started: Instant::now(),
             last_from_remote: None,
         }
     }
@@ -283,7 +311,13 @@ impl Loop {
         self.stats.tx_level_cdb.store(frame_level_cdb(frame.samples()), Ordering::Relaxed);
         let mut payload = [0u8; 160];
         let n = self.neg.codec.law().encode_into(frame.samples(), &mut payload);
-        let header = RtpHeader { marker: self.stats.sent.load(Ordering::Relaxed) == 0, payload_type: self.neg.payload_type, sequence: self.seq, timestamp: self.timestamp, ssrc: self.ssrc };
+        let header = RtpHeader {
+            marker: self.stats.sent.load(Ordering::Relaxed) == 0,
+            payload_type: self.neg.payload_type,
+            sequence: self.seq,
+            timestamp: self.timestamp,
+            ssrc: self.ssrc,
+        };
         if let Ok(len) = header.write(&payload[..n], buf) {
             if let Err(e) = self.sockets.rtp.send_to(&buf[..len], self.remote).await {
                 tracing::debug!("rtp send to {}: {e}", self.remote);
@@ -364,7 +398,8 @@ impl Loop {
             return;
         }
         if pkt.payload.len() != 160 {
-            return self.reject(from, &format_args!("{} bytes of G.711, only 20 ms packets are played", pkt.payload.len()));
+            return self
+                .reject(from, &format_args!("{} bytes of G.711, only 20 ms packets are played", pkt.payload.len()));
         }
         let mut frame = Frame::silence(SampleRate::Hz8000);
         self.neg.codec.law().decode_into(pkt.payload, frame.samples_mut());
@@ -401,21 +436,37 @@ impl Loop {
 
     async fn send_rtcp(&mut self, bye: bool) {
         let sent = self.stats.sent.load(Ordering::Relaxed);
-        let sender = (sent > 0).then(|| SenderInfo { ntp: ntp_now(), rtp_timestamp: self.timestamp, packets: sent as u32, octets: self.octets });
+        let sender = (sent > 0).then(|| SenderInfo {
+            ntp: ntp_now(),
+            rtp_timestamp: self.timestamp,
+            packets: sent as u32,
+            octets: self.octets,
+        });
         let block = match (self.tracker.ssrc(), self.tracker.highest(), self.first_ext_seq) {
             (Some(ssrc), Some(high), Some(first)) => {
                 let expected = high + 1 - first.min(high);
                 let lost = expected as i64 - self.received as i64;
                 let (exp_int, rec_int) = (expected - self.last_expected, self.received - self.last_received);
-                let fraction = if exp_int == 0 || rec_int >= exp_int { 0 } else { ((exp_int - rec_int) * 256 / exp_int) as u8 };
+                let fraction =
+                    if exp_int == 0 || rec_int >= exp_int { 0 } else { ((exp_int - rec_int) * 256 / exp_int) as u8 };
                 self.last_expected = expected;
                 self.last_received = self.received;
-                let (lsr, dlsr) = self.last_sr.map(|(m, at)| (m, (at.elapsed().as_secs_f64() * 65536.0) as u32)).unwrap_or((0, 0));
-                Some(ReportBlock { ssrc, fraction_lost: fraction, cumulative_lost: lost as i32, highest_seq: high as u32, jitter: self.arrival_jitter as u32, last_sr: lsr, delay_since_last_sr: dlsr })
+                let (lsr, dlsr) =
+                    self.last_sr.map(|(m, at)| (m, (at.elapsed().as_secs_f64() * 65536.0) as u32)).unwrap_or((0, 0));
+                Some(ReportBlock {
+                    ssrc,
+                    fraction_lost: fraction,
+                    cumulative_lost: lost as i32,
+                    highest_seq: high as u32,
+                    jitter: self.arrival_jitter as u32,
+                    last_sr: lsr,
+                    delay_since_last_sr: dlsr,
+                })
             }
             _ => None,
         };
-        let cname = format!("sipdesk@{}", self.sockets.rtp.local_addr().map(|a| a.ip().to_string()).unwrap_or_default());
+        let cname =
+            format!("sipdesk@{}", self.sockets.rtp.local_addr().map(|a| a.ip().to_string()).unwrap_or_default());
         let mut buf = Vec::with_capacity(128);
         build_compound(self.ssrc, sender, block, &cname, bye, &mut buf);
         match self.sockets.rtcp.send_to(&buf, self.remote_rtcp).await {

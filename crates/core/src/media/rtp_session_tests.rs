@@ -2,16 +2,23 @@
 //! other, symmetric RTP, rejected junk, RTCP on stop, port pairs.
 
 use super::*;
+use crate::media::frame::NullEndpoint;
 use crate::media::offer_answer::Codec;
 use crate::media::sdp::Direction;
 use crate::media::tone::{ToneSource, ToneSpec};
 use crate::media::wav::{WavSink, WavSource};
-use crate::media::frame::NullEndpoint;
 
 const LO: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
 
 fn neg(codec: Codec, remote: SocketAddr) -> Negotiated {
-    Negotiated { codec, payload_type: codec.static_payload_type(), telephone_event: Some(101), remote, direction: Direction::SendRecv, ptime: 20 }
+    Negotiated {
+        codec,
+        payload_type: codec.static_payload_type(),
+        telephone_event: Some(101),
+        remote,
+        direction: Direction::SendRecv,
+        ptime: 20,
+    }
 }
 
 fn tone_samples(freq: f64, ms: u32) -> Vec<i16> {
@@ -34,8 +41,14 @@ async fn tone_file_crosses_loopback_into_a_recording() {
         let b_sock = RtpSockets::bind(LO, 30000, 39999).await.unwrap();
         let (a_port, b_port) = (a_sock.port(), b_sock.port());
         assert_eq!((a_port % 2, b_port % 2), (0, 0));
-        let a_ep = Endpoint::new(Box::new(WavSource::from_samples(tone_samples(1020.0, 1000), SampleRate::Hz8000)), Box::new(NullEndpoint::new(SampleRate::Hz8000)));
-        let b_ep = Endpoint::new(Box::new(NullEndpoint::new(SampleRate::Hz8000)), Box::new(WavSink::create(&rec, SampleRate::Hz8000).unwrap()));
+        let a_ep = Endpoint::new(
+            Box::new(WavSource::from_samples(tone_samples(1020.0, 1000), SampleRate::Hz8000)),
+            Box::new(NullEndpoint::new(SampleRate::Hz8000)),
+        );
+        let b_ep = Endpoint::new(
+            Box::new(NullEndpoint::new(SampleRate::Hz8000)),
+            Box::new(WavSink::create(&rec, SampleRate::Hz8000).unwrap()),
+        );
         let a = RtpSession::start(a_sock, neg(codec, SocketAddr::new(LO, b_port)), a_ep).unwrap();
         let b = RtpSession::start(b_sock, neg(codec, SocketAddr::new(LO, a_port)), b_ep).unwrap();
         let started = Instant::now();
@@ -49,7 +62,11 @@ async fn tone_file_crosses_loopback_into_a_recording() {
         assert!(b.stats().received.load(Ordering::Relaxed) >= 50);
         assert_eq!(b.stats().rejected.load(Ordering::Relaxed), 0);
         // Loopback loses nothing: at most the tail after the last packet is concealed.
-        assert!(b.stats().concealed.load(Ordering::Relaxed) <= 5, "concealed {}", b.stats().concealed.load(Ordering::Relaxed));
+        assert!(
+            b.stats().concealed.load(Ordering::Relaxed) <= 5,
+            "concealed {}",
+            b.stats().concealed.load(Ordering::Relaxed)
+        );
         a.stop().await.unwrap();
         b.stop().await.unwrap();
         let got: Vec<i16> = hound::WavReader::open(&rec).unwrap().samples::<i16>().map(Result::unwrap).collect();
@@ -68,8 +85,12 @@ async fn symmetric_rtp_latches_onto_the_real_source_and_junk_is_rejected() {
     // B was told a wrong address for A (as behind a NAT); A's packets correct it.
     let nowhere = SocketAddr::new(LO, 9);
     let (a_sink, mut a_heard) = crate::media::ring::frame_ring(SampleRate::Hz8000, 100);
-    let a_ep = Endpoint::new(Box::new(ToneSource::new(ToneSpec::sine(400.0, -10.0), SampleRate::Hz8000)), Box::new(a_sink));
-    let b_ep = Endpoint::new(Box::new(ToneSource::new(ToneSpec::sine(800.0, -10.0), SampleRate::Hz8000)), Box::new(NullEndpoint::new(SampleRate::Hz8000)));
+    let a_ep =
+        Endpoint::new(Box::new(ToneSource::new(ToneSpec::sine(400.0, -10.0), SampleRate::Hz8000)), Box::new(a_sink));
+    let b_ep = Endpoint::new(
+        Box::new(ToneSource::new(ToneSpec::sine(800.0, -10.0), SampleRate::Hz8000)),
+        Box::new(NullEndpoint::new(SampleRate::Hz8000)),
+    );
     let a = RtpSession::start(a_sock, neg(Codec::Pcmu, SocketAddr::new(LO, b_port)), a_ep).unwrap();
     let b = RtpSession::start(b_sock, neg(Codec::Pcmu, nowhere), b_ep).unwrap();
     let junk = std::net::UdpSocket::bind((LO, 0)).unwrap();

@@ -78,7 +78,9 @@ impl Direction {
     }
 
     fn from_attr(a: &str) -> Option<Direction> {
-        [Direction::SendRecv, Direction::SendOnly, Direction::RecvOnly, Direction::Inactive].into_iter().find(|d| d.as_str() == a)
+        [Direction::SendRecv, Direction::SendOnly, Direction::RecvOnly, Direction::Inactive]
+            .into_iter()
+            .find(|d| d.as_str() == a)
     }
 
     /// True if the describer sends media.
@@ -274,7 +276,15 @@ impl SessionDescription {
     pub fn render(&self) -> String {
         let o = &self.origin;
         let ip = |a: &IpAddr| if a.is_ipv6() { "IP6" } else { "IP4" };
-        let mut s = format!("v=0\r\no={} {} {} IN {} {}\r\ns={}\r\n", o.username, o.session_id, o.version, ip(&o.address), o.address, self.session_name);
+        let mut s = format!(
+            "v=0\r\no={} {} {} IN {} {}\r\ns={}\r\n",
+            o.username,
+            o.session_id,
+            o.version,
+            ip(&o.address),
+            o.address,
+            self.session_name
+        );
         if let Some(c) = &self.connection {
             let _ = write!(s, "c=IN {} {}\r\n", ip(c), c);
         }
@@ -315,10 +325,16 @@ fn parse_origin(n: usize, v: &str) -> Result<Origin, SdpError> {
     if p.len() != 6 || p[3] != "IN" {
         return Err(malformed(n, format!("o= needs 6 fields `user id version IN IP4 addr`, got `{v}`")));
     }
-    let num = |s: &str, what: &str| s.parse::<u64>().map_err(|_| malformed(n, format!("o= {what} `{s}` is not a number")));
+    let num =
+        |s: &str, what: &str| s.parse::<u64>().map_err(|_| malformed(n, format!("o= {what} `{s}` is not a number")));
     // Some phones put a host name in o=; it is informational, so fall back to unspecified.
     let address = p[5].parse().unwrap_or(IpAddr::from([0, 0, 0, 0]));
-    Ok(Origin { username: p[0].to_string(), session_id: num(p[1], "session id")?, version: num(p[2], "version")?, address })
+    Ok(Origin {
+        username: p[0].to_string(),
+        session_id: num(p[1], "session id")?,
+        version: num(p[2], "version")?,
+        address,
+    })
 }
 
 fn parse_media(n: usize, v: &str) -> Result<Media, SdpError> {
@@ -327,16 +343,34 @@ fn parse_media(n: usize, v: &str) -> Result<Media, SdpError> {
         return Err(malformed(n, format!("m= needs `media port proto fmt...`, got `{v}`")));
     }
     // `port/count` is allowed; only the port matters here.
-    let port = p[1].split('/').next().unwrap_or_default().parse::<u16>().map_err(|_| malformed(n, format!("bad port `{}`", p[1])))?;
+    let port = p[1]
+        .split('/')
+        .next()
+        .unwrap_or_default()
+        .parse::<u16>()
+        .map_err(|_| malformed(n, format!("bad port `{}`", p[1])))?;
     let fmts: Vec<String> = p[3..].iter().map(|s| s.to_string()).collect();
     let mut rtp = Vec::new();
     if p[2].contains("RTP/") {
         for f in &fmts {
-            let pt = f.parse::<u8>().ok().filter(|pt| *pt <= 127).ok_or_else(|| malformed(n, format!("bad RTP payload type `{f}`")))?;
+            let pt = f
+                .parse::<u8>()
+                .ok()
+                .filter(|pt| *pt <= 127)
+                .ok_or_else(|| malformed(n, format!("bad RTP payload type `{f}`")))?;
             rtp.push(RtpFormat { payload_type: pt, encoding: None, clock_rate: None, channels: None, fmtp: None });
         }
     }
-    Ok(Media { kind: p[0].to_string(), port, proto: p[2].to_string(), fmts, rtp, connection: None, direction: None, ptime: None })
+    Ok(Media {
+        kind: p[0].to_string(),
+        port,
+        proto: p[2].to_string(),
+        fmts,
+        rtp,
+        connection: None,
+        direction: None,
+        ptime: None,
+    })
 }
 
 fn parse_media_attr(n: usize, m: &mut Media, name: &str, arg: &str) -> Result<(), SdpError> {
@@ -356,8 +390,14 @@ fn parse_media_attr(n: usize, m: &mut Media, name: &str, arg: &str) -> Result<()
                 return Ok(());
             }
             let mut it = rest.trim().split('/');
-            let enc = it.next().filter(|e| !e.is_empty()).ok_or_else(|| malformed(n, format!("a=rtpmap:{arg} has no encoding")))?;
-            let rate = it.next().and_then(|r| r.parse().ok()).ok_or_else(|| malformed(n, format!("a=rtpmap:{arg} has no clock rate")))?;
+            let enc = it
+                .next()
+                .filter(|e| !e.is_empty())
+                .ok_or_else(|| malformed(n, format!("a=rtpmap:{arg} has no encoding")))?;
+            let rate = it
+                .next()
+                .and_then(|r| r.parse().ok())
+                .ok_or_else(|| malformed(n, format!("a=rtpmap:{arg} has no clock rate")))?;
             let channels = match it.next() {
                 Some(c) => Some(c.parse().map_err(|_| malformed(n, format!("a=rtpmap:{arg} has bad channels")))?),
                 None => None,

@@ -134,10 +134,12 @@ mod tests {
     fn ringback_follows_its_cadence() {
         let mut src = ToneSource::new(ToneSpec::ringback_eu(), SampleRate::Hz8000);
         let mut f = Frame::silence(SampleRate::Hz8000);
-        let loud: Vec<bool> = (0..300).map(|_| {
-            assert_eq!(src.poll_frame(&mut f), SourcePoll::Ready);
-            !f.is_silent()
-        }).collect();
+        let loud: Vec<bool> = (0..300)
+            .map(|_| {
+                assert_eq!(src.poll_frame(&mut f), SourcePoll::Ready);
+                !f.is_silent()
+            })
+            .collect();
         // 50 frames (1 s) on, 200 frames (4 s) off, then on again.
         assert!(loud[..50].iter().all(|&l| l) && loud[50..250].iter().all(|&l| !l) && loud[250..].iter().all(|&l| l));
     }

@@ -56,8 +56,12 @@ impl WavSource {
         if spec.sample_format != hound::SampleFormat::Int || spec.bits_per_sample != 16 {
             return Err(unsupported(format!("{} bits {:?}", spec.bits_per_sample, spec.sample_format)));
         }
-        let file_rate = SampleRate::from_hz(spec.sample_rate).map_err(|_| unsupported(format!("{} Hz", spec.sample_rate)))?;
-        let samples: Vec<i16> = reader.samples::<i16>().collect::<Result<_, _>>().map_err(|source| WavError::Io { path: path.into(), source })?;
+        let file_rate =
+            SampleRate::from_hz(spec.sample_rate).map_err(|_| unsupported(format!("{} Hz", spec.sample_rate)))?;
+        let samples: Vec<i16> = reader
+            .samples::<i16>()
+            .collect::<Result<_, _>>()
+            .map_err(|source| WavError::Io { path: path.into(), source })?;
         Ok(WavSource::from_samples(resample(&samples, file_rate.hz(), rate.hz()), rate))
     }
 
@@ -123,8 +127,14 @@ pub struct WavSink {
 impl WavSink {
     /// Creates (or truncates) `path`.
     pub fn create(path: &Path, rate: SampleRate) -> Result<WavSink, WavError> {
-        let spec = hound::WavSpec { channels: 1, sample_rate: rate.hz(), bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
-        let writer = hound::WavWriter::create(path, spec).map_err(|source| WavError::Io { path: path.into(), source })?;
+        let spec = hound::WavSpec {
+            channels: 1,
+            sample_rate: rate.hz(),
+            bits_per_sample: 16,
+            sample_format: hound::SampleFormat::Int,
+        };
+        let writer =
+            hound::WavWriter::create(path, spec).map_err(|source| WavError::Io { path: path.into(), source })?;
         Ok(WavSink { path: path.into(), rate, writer: Some(writer), error: None, frames: 0 })
     }
 
@@ -185,7 +195,12 @@ mod tests {
     use super::*;
 
     fn write_wav(path: &Path, rate: u32, channels: u16, samples: &[i16]) {
-        let spec = hound::WavSpec { channels, sample_rate: rate, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
+        let spec = hound::WavSpec {
+            channels,
+            sample_rate: rate,
+            bits_per_sample: 16,
+            sample_format: hound::SampleFormat::Int,
+        };
         let mut w = hound::WavWriter::create(path, spec).unwrap();
         samples.iter().for_each(|&s| w.write_sample(s).unwrap());
         w.finalize().unwrap();

@@ -172,7 +172,15 @@ impl Dialog {
 
     /// Builds an in-dialog request. `cseq` None takes the next local number (ACK and CANCEL
     /// pass their INVITE's). `via` is our Via value without the branch.
-    pub fn request(&mut self, method: &str, cseq: Option<u32>, via: &str, branch: &str, extra: &[String], body: Option<(&str, &[u8])>) -> String {
+    pub fn request(
+        &mut self,
+        method: &str,
+        cseq: Option<u32>,
+        via: &str,
+        branch: &str,
+        extra: &[String],
+        body: Option<(&str, &[u8])>,
+    ) -> String {
         let seq = cseq.unwrap_or_else(|| {
             self.local_cseq += 1;
             self.local_cseq
@@ -234,9 +242,16 @@ Content-Length: 0\r\n\r\n";
         let parsed = rsip::Request::try_from(bye.as_str()).unwrap();
         // URI parameters compare case-insensitively (rsip renders transport=UDP).
         assert_eq!(parsed.uri.to_string().to_ascii_lowercase(), "sip:2001@127.0.0.1:40000;transport=udp");
-        assert_eq!(message::header_values(&parsed, "Route", None), vec!["<sip:127.0.0.1:5060;lr>", "<sip:10.0.0.9;lr>"]);
+        assert_eq!(
+            message::header_values(&parsed, "Route", None),
+            vec!["<sip:127.0.0.1:5060;lr>", "<sip:10.0.0.9;lr>"]
+        );
         assert_eq!(message::cseq(&parsed), Some((1, rsip::Method::Bye)));
-        assert!(bye.contains("From: <sip:1001@example.com>;tag=our-tag") && bye.contains("To: \"Caller 张\" <sip:2001@example.com>;tag=caller-tag"), "{bye}");
+        assert!(
+            bye.contains("From: <sip:1001@example.com>;tag=our-tag")
+                && bye.contains("To: \"Caller 张\" <sip:2001@example.com>;tag=caller-tag"),
+            "{bye}"
+        );
     }
 
     #[test]
@@ -256,11 +271,18 @@ Call-ID: c1\r\nCSeq: 1 INVITE\r\nContact: <sip:2001@192.0.2.5:5060>\r\nContent-L
 
     #[test]
     fn an_empty_route_set_goes_through_the_outbound_proxy() {
-        let invite = rsip::Request::try_from(INVITE.replace("Record-Route: <sip:127.0.0.1:5060;lr>\r\nRecord-Route: <sip:10.0.0.9;lr>\r\n", "").as_str()).unwrap();
+        let invite = rsip::Request::try_from(
+            INVITE.replace("Record-Route: <sip:127.0.0.1:5060;lr>\r\nRecord-Route: <sip:10.0.0.9;lr>\r\n", "").as_str(),
+        )
+        .unwrap();
         let mut d = Dialog::from_incoming(&invite, "t").unwrap();
         d.outbound = Some("<sip:127.0.0.1:5060;lr>".into());
         let bye = d.request("BYE", None, "SIP/2.0/UDP 127.0.0.1:5070", "z9hG4bKo", &[], None);
-        assert!(bye.starts_with("BYE sip:2001@127.0.0.1:40000;transport=udp SIP/2.0") && bye.contains("Route: <sip:127.0.0.1:5060;lr>"), "{bye}");
+        assert!(
+            bye.starts_with("BYE sip:2001@127.0.0.1:40000;transport=udp SIP/2.0")
+                && bye.contains("Route: <sip:127.0.0.1:5060;lr>"),
+            "{bye}"
+        );
     }
 
     #[test]
@@ -279,8 +301,14 @@ Call-ID: c1\r\nCSeq: 1 INVITE\r\nContact: <sip:2001@192.0.2.5:5060>\r\nContent-L
     #[test]
     fn missing_headers_are_errors() {
         let no_tag = INVITE.replace(";tag=caller-tag", "");
-        assert_eq!(Dialog::from_incoming(&rsip::Request::try_from(no_tag.as_str()).unwrap(), "t"), Err(DialogError::Missing("From tag")));
+        assert_eq!(
+            Dialog::from_incoming(&rsip::Request::try_from(no_tag.as_str()).unwrap(), "t"),
+            Err(DialogError::Missing("From tag"))
+        );
         let no_contact = INVITE.replace("Contact: <sip:2001@127.0.0.1:40000;transport=udp>\r\n", "");
-        assert_eq!(Dialog::from_incoming(&rsip::Request::try_from(no_contact.as_str()).unwrap(), "t"), Err(DialogError::Missing("Contact")));
+        assert_eq!(
+            Dialog::from_incoming(&rsip::Request::try_from(no_contact.as_str()).unwrap(), "t"),
+            Err(DialogError::Missing("Contact"))
+        );
     }
 }

@@ -231,7 +231,10 @@ mod tests {
     fn field<'a>(header: &'a str, name: &str) -> &'a str {
         let start = header.find(&format!("{name}=")).unwrap() + name.len() + 1;
         let rest = &header[start..];
-        let rest = rest.strip_prefix('"').map(|r| &r[..r.find('"').unwrap()]).unwrap_or_else(|| rest.split(',').next().unwrap());
+        let rest = rest
+            .strip_prefix('"')
+            .map(|r| &r[..r.find('"').unwrap()])
+            .unwrap_or_else(|| rest.split(',').next().unwrap());
         rest
     }
 
@@ -239,9 +242,19 @@ mod tests {
     fn rfc2617_md5_vector() {
         // RFC 2617 section 3.5.
         let c = Challenge::parse(r#"Digest realm="testrealm@host.com", qop="auth,auth-int", nonce="dcd98b7102dd2f0e8b11d0f600bfb0c093", opaque="5ccc069c403ebaf9f0171e9517f40e41""#).unwrap();
-        let h = c.answer(&Answer { username: "Mufasa", password: "Circle Of Life", method: "GET", uri: "/dir/index.html", nc: 1, cnonce: "0a4f113b" });
+        let h = c.answer(&Answer {
+            username: "Mufasa",
+            password: "Circle Of Life",
+            method: "GET",
+            uri: "/dir/index.html",
+            nc: 1,
+            cnonce: "0a4f113b",
+        });
         assert_eq!(field(&h, "response"), "6629fae49393a05397450978507c4ef1");
-        assert!(h.contains(", qop=auth, nc=00000001") && h.contains(r#"opaque="5ccc069c403ebaf9f0171e9517f40e41""#), "{h}");
+        assert!(
+            h.contains(", qop=auth, nc=00000001") && h.contains(r#"opaque="5ccc069c403ebaf9f0171e9517f40e41""#),
+            "{h}"
+        );
     }
 
     #[test]
@@ -251,8 +264,18 @@ mod tests {
         let both = [format!("Digest {base}, algorithm=MD5"), format!("Digest {base}, algorithm=SHA-256")];
         let c = strongest(both.iter().map(String::as_str)).unwrap();
         assert_eq!(c.algorithm, Algorithm::Sha256, "the strongest offer wins");
-        let a = Answer { username: "Mufasa", password: "Circle of Life", method: "GET", uri: "/dir/index.html", nc: 1, cnonce: "f2/wE4q74E6zIJEtWaHKaf5wv/H5QzzpXusqGemxURZJ" };
-        assert_eq!(field(&c.answer(&a), "response"), "753927fa0e85d155564e2e272a28d1802ca10daf4496794697cf8db5856cb6c1");
+        let a = Answer {
+            username: "Mufasa",
+            password: "Circle of Life",
+            method: "GET",
+            uri: "/dir/index.html",
+            nc: 1,
+            cnonce: "f2/wE4q74E6zIJEtWaHKaf5wv/H5QzzpXusqGemxURZJ",
+        };
+        assert_eq!(
+            field(&c.answer(&a), "response"),
+            "753927fa0e85d155564e2e272a28d1802ca10daf4496794697cf8db5856cb6c1"
+        );
         let md5 = Challenge::parse(&both[0]).unwrap();
         assert_eq!(field(&md5.answer(&a), "response"), "8ca523f5e9506fed4657c9700eebdbec");
     }
@@ -261,7 +284,8 @@ mod tests {
     fn no_qop_md5_sess_stale_and_nc_width() {
         let c = Challenge::parse(r#"Digest realm="r", nonce="n""#).unwrap();
         assert!(!c.qop_auth);
-        let h = c.answer(&Answer { username: "u", password: "p", method: "REGISTER", uri: "sip:r", nc: 1, cnonce: "c" });
+        let h =
+            c.answer(&Answer { username: "u", password: "p", method: "REGISTER", uri: "sip:r", nc: 1, cnonce: "c" });
         assert!(!h.contains("qop") && !h.contains("nc=") && !h.contains("cnonce"), "{h}");
         // RFC 2069 style: MD5(HA1:nonce:HA2).
         let ha1 = hex(&Md5::digest(b"u:r:p"));
@@ -269,17 +293,24 @@ mod tests {
         assert_eq!(field(&h, "response"), hex(&Md5::digest(format!("{ha1}:n:{ha2}").as_bytes())));
         let s = Challenge::parse(r#"Digest realm="r", nonce="n", qop=auth, algorithm=MD5-sess, stale=TRUE"#).unwrap();
         assert!(s.stale && s.algorithm == Algorithm::Md5Sess);
-        let h = s.answer(&Answer { username: "u", password: "p", method: "REGISTER", uri: "sip:r", nc: 300, cnonce: "c" });
+        let h =
+            s.answer(&Answer { username: "u", password: "p", method: "REGISTER", uri: "sip:r", nc: 300, cnonce: "c" });
         assert!(h.contains("nc=0000012c"), "nc past 255 stays eight hex digits: {h}");
     }
 
     #[test]
     fn bad_challenges_are_errors_not_panics() {
-        assert_eq!(Challenge::parse(r#"Digest realm="r", nonce="n", algorithm=SHA-512-256"#), Err(ChallengeError::UnknownAlgorithm("SHA-512-256".into())));
+        assert_eq!(
+            Challenge::parse(r#"Digest realm="r", nonce="n", algorithm=SHA-512-256"#),
+            Err(ChallengeError::UnknownAlgorithm("SHA-512-256".into()))
+        );
         assert_eq!(Challenge::parse(r#"Digest realm="r""#), Err(ChallengeError::Missing("nonce")));
         assert_eq!(Challenge::parse(r#"Basic realm="r""#), Err(ChallengeError::NotDigest));
         assert_eq!(Challenge::parse(r#"Digest realm="r, nonce="n"#), Err(ChallengeError::Malformed));
-        assert_eq!(Challenge::parse(r#"Digest realm="r", nonce="n", qop="auth-int""#), Err(ChallengeError::Missing("qop=auth")));
+        assert_eq!(
+            Challenge::parse(r#"Digest realm="r", nonce="n", qop="auth-int""#),
+            Err(ChallengeError::Missing("qop=auth"))
+        );
         assert!(Challenge::parse("Digest").is_err());
         assert!(Challenge::parse("").is_err());
         assert!(strongest(["Digest realm=\"r\""]).is_err());

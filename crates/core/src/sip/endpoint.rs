@@ -109,7 +109,9 @@ async fn dispatch(mut inbound: mpsc::Receiver<Inbound>, pending: Pending, events
                     Some(tx) => {
                         let _ = tx.send(TxSignal::Response(r));
                     }
-                    None => tracing::debug!(code = r.status_code.code(), "dropped a response that matches no transaction"),
+                    None => {
+                        tracing::debug!(code = r.status_code.code(), "dropped a response that matches no transaction")
+                    }
                 }
                 continue;
             }

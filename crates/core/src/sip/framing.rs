@@ -52,7 +52,11 @@ impl StreamFramer {
             return Ok(Some(Frame::Pong));
         }
         let Some(end) = find(&self.buf, b"\r\n\r\n") else {
-            return if self.buf.len() > MAX_HEADER_BYTES { Err(FramingError::TooLarge(self.buf.len())) } else { Ok(None) };
+            return if self.buf.len() > MAX_HEADER_BYTES {
+                Err(FramingError::TooLarge(self.buf.len()))
+            } else {
+                Ok(None)
+            };
         };
         if end > MAX_HEADER_BYTES {
             return Err(FramingError::TooLarge(end));
@@ -86,7 +90,8 @@ fn content_length(headers: &[u8]) -> Option<usize> {
     text.split("\r\n").skip(1).find_map(|line| {
         let (name, value) = line.split_once(':')?;
         let name = name.trim();
-        (name.eq_ignore_ascii_case("content-length") || name.eq_ignore_ascii_case("l")).then(|| value.trim().parse().ok())?
+        (name.eq_ignore_ascii_case("content-length") || name.eq_ignore_ascii_case("l"))
+            .then(|| value.trim().parse().ok())?
     })
 }
 

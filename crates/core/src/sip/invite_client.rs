@@ -56,7 +56,16 @@ impl OutgoingInvite {
     /// Prepares an INVITE to `target` (a SIP URI) from `account` on `ep`.
     pub fn new(ep: Endpoint, account: Account, target: String, timers: Timers) -> OutgoingInvite {
         let contact = request::contact_uri(&account, ep.flow().local(), ep.flow().proto());
-        OutgoingInvite { ep, account, target, call_id: format!("{}@sipdesk", request::token(24)), from_tag: request::token(12), cseq: 0, contact, timers }
+        OutgoingInvite {
+            ep,
+            account,
+            target,
+            call_id: format!("{}@sipdesk", request::token(24)),
+            from_tag: request::token(12),
+            cseq: 0,
+            contact,
+            timers,
+        }
     }
 
     /// Our Contact URI in this dialog.
@@ -75,7 +84,11 @@ impl OutgoingInvite {
 
     fn invite_text(&self, branch: &str, sdp: &[u8], auth: Option<&(String, String)>) -> String {
         let aor = format!("sip:{}@{}", self.account.username, request::domain(&self.account));
-        let display = if self.account.display_name.is_empty() { String::new() } else { format!("\"{}\" ", self.account.display_name.replace('"', "'")) };
+        let display = if self.account.display_name.is_empty() {
+            String::new()
+        } else {
+            format!("\"{}\" ", self.account.display_name.replace('"', "'"))
+        };
         let mut out = format!(
             "INVITE {t} SIP/2.0\r\nVia: {via};branch={branch};rport\r\nMax-Forwards: 70\r\nFrom: {display}<{aor}>;tag={tag}\r\nTo: <{t}>\r\nCall-ID: {cid}\r\nCSeq: {cseq} INVITE\r\nContact: <{contact}>\r\nAllow: INVITE, ACK, CANCEL, BYE, OPTIONS, NOTIFY, REFER, INFO, UPDATE\r\nSupported: replaces\r\nUser-Agent: {ua}\r\n",
             t = self.target,
@@ -110,7 +123,12 @@ impl OutgoingInvite {
 
     /// Sends the INVITE with `sdp` and runs it to its end. `cancel` asks to give up; `progress`
     /// hears about ringing and early media.
-    pub async fn run(&mut self, sdp: &[u8], mut cancel: mpsc::UnboundedReceiver<()>, progress: mpsc::UnboundedSender<Progress>) -> InviteResult {
+    pub async fn run(
+        &mut self,
+        sdp: &[u8],
+        mut cancel: mpsc::UnboundedReceiver<()>,
+        progress: mpsc::UnboundedSender<Progress>,
+    ) -> InviteResult {
         let mut auth: Option<(String, String)> = None;
         let mut challenged = false;
         loop {
@@ -215,10 +233,24 @@ impl OutgoingInvite {
                 let header = if code == 407 { "Proxy-Authenticate" } else { "WWW-Authenticate" };
                 let values = message::header_values(&final_resp, header, None);
                 if let Ok(c) = digest::strongest(values.iter().map(String::as_str)) {
-                    let user = if self.account.auth_username.is_empty() { &self.account.username } else { &self.account.auth_username };
+                    let user = if self.account.auth_username.is_empty() {
+                        &self.account.username
+                    } else {
+                        &self.account.auth_username
+                    };
                     let cnonce = request::token(16);
-                    let a = Answer { username: user, password: self.account.password.expose(), method: "INVITE", uri: &self.target, nc: 1, cnonce: &cnonce };
-                    auth = Some((if code == 407 { "Proxy-Authorization" } else { "Authorization" }.to_string(), c.answer(&a)));
+                    let a = Answer {
+                        username: user,
+                        password: self.account.password.expose(),
+                        method: "INVITE",
+                        uri: &self.target,
+                        nc: 1,
+                        cnonce: &cnonce,
+                    };
+                    auth = Some((
+                        if code == 407 { "Proxy-Authorization" } else { "Authorization" }.to_string(),
+                        c.answer(&a),
+                    ));
                     challenged = true;
                     continue;
                 }
@@ -239,7 +271,6 @@ impl OutgoingInvite {
         );
         let _ = self.ep.send(cancel.as_bytes()).await;
     }
-
 }
 
 impl InviteResult {

@@ -78,7 +78,9 @@ impl IncomingInvite {
     }
 
     async fn send(&mut self, code: u16, reason: &str, extra: &[String], body: Option<(&str, &[u8])>) -> bool {
-        let Some(text) = request::response(&self.invite, code, reason, Some(&self.local_tag), extra, body) else { return false };
+        let Some(text) = request::response(&self.invite, code, reason, Some(&self.local_tag), extra, body) else {
+            return false;
+        };
         let ok = self.ep.send(text.as_bytes()).await.is_ok();
         self.last_response = Some(text);
         ok

@@ -79,7 +79,9 @@ pub fn received_rport(msg: &impl HasHeaders) -> (Option<std::net::IpAddr>, Optio
     let Some(via) = top_via(msg) else { return (None, None) };
     let received = via.received().ok().flatten();
     let rport = via.params.iter().find_map(|p| match p {
-        rsip::Param::Other(name, Some(value)) if name.to_string().eq_ignore_ascii_case("rport") => value.to_string().parse().ok(),
+        rsip::Param::Other(name, Some(value)) if name.to_string().eq_ignore_ascii_case("rport") => {
+            value.to_string().parse().ok()
+        }
         _ => None,
     });
     (received, rport)
@@ -130,7 +132,10 @@ Content-Length: 0\r\n\r\n";
 
     #[test]
     fn split_list_respects_quotes_and_brackets() {
-        assert_eq!(split_list(r#"<sip:a@h;x=1,2>, "x,\"y" <sip:b@h>"#), vec!["<sip:a@h;x=1,2>", r#""x,\"y" <sip:b@h>"#]);
+        assert_eq!(
+            split_list(r#"<sip:a@h;x=1,2>, "x,\"y" <sip:b@h>"#),
+            vec!["<sip:a@h;x=1,2>", r#""x,\"y" <sip:b@h>"#]
+        );
         assert!(split_list(" , ").is_empty());
     }
 }

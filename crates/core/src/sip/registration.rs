@@ -17,9 +17,9 @@ use tokio::time::{sleep_until, Instant};
 use tokio_util::sync::CancellationToken;
 
 use super::digest::{self, Answer, Challenge};
+use super::endpoint::{Endpoint, FlowEvent};
 use super::message;
 use super::request::{self, RegisterParams};
-use super::endpoint::{Endpoint, FlowEvent};
 use super::transaction::{self, Outcome, Timers};
 use super::transport::{route_local_ip, Flow};
 use crate::store::{Account, Protocol};
@@ -51,7 +51,8 @@ pub struct Registration {
 
 impl Registration {
     /// The state of an account nothing has registered yet.
-    pub const UNREGISTERED: Registration = Registration { state: RegistrationState::Unregistered, expires: None, reason: None };
+    pub const UNREGISTERED: Registration =
+        Registration { state: RegistrationState::Unregistered, expires: None, reason: None };
 }
 
 /// Timing of the registration; [`Policy::default`] holds the values in the module docs.
@@ -98,7 +99,9 @@ impl Policy {
         match std::env::var("SIPDESK_KEEPALIVE_SECS").ok().map(|v| v.trim().parse::<u64>()) {
             None => {}
             Some(Ok(s)) if (5..=300).contains(&s) => p.keepalive_interval = Duration::from_secs(s),
-            Some(_) => tracing::warn!("SIPDESK_KEEPALIVE_SECS must be a whole number of seconds from 5 to 300; using 25"),
+            Some(_) => {
+                tracing::warn!("SIPDESK_KEEPALIVE_SECS must be a whole number of seconds from 5 to 300; using 25")
+            }
         }
         p
     }
@@ -245,8 +248,17 @@ impl Engine {
                 Retry::Never => Duration::MAX,
             };
             match fail.retry {
-                Retry::Never => tracing::warn!(account_id = self.account.id, reason = fail.reason, "registration failed; not retrying until the account is changed"),
-                _ => tracing::info!(account_id = self.account.id, reason = fail.reason, "registration failed; retrying in {:.1} s", wait.as_secs_f32()),
+                Retry::Never => tracing::warn!(
+                    account_id = self.account.id,
+                    reason = fail.reason,
+                    "registration failed; not retrying until the account is changed"
+                ),
+                _ => tracing::info!(
+                    account_id = self.account.id,
+                    reason = fail.reason,
+                    "registration failed; retrying in {:.1} s",
+                    wait.as_secs_f32()
+                ),
             }
             if !self.wait_or_network_back(wait, last_local).await {
                 self.report(RegistrationState::Unregistered, None, Some("shutdown"));
@@ -258,7 +270,8 @@ impl Engine {
     /// Waits `wait`, returning early when the local route to the server changes or appears.
     /// False when stopped.
     async fn wait_or_network_back(&self, wait: Duration, last_local: Option<IpAddr>) -> bool {
-        let until = Instant::now().checked_add(wait).unwrap_or_else(|| Instant::now() + Duration::from_secs(86400 * 365));
+        let until =
+            Instant::now().checked_add(wait).unwrap_or_else(|| Instant::now() + Duration::from_secs(86400 * 365));
         loop {
             let probe = Instant::now() + self.policy.network_probe;
             tokio::select! {
@@ -365,7 +378,8 @@ impl Engine {
         match flow.proto() {
             Protocol::Udp => {
                 self.cseq += 1;
-                let req = request::options(&self.account, flow.local(), Protocol::Udp, self.cseq, &request::branch()).ok()?;
+                let req =
+                    request::options(&self.account, flow.local(), Protocol::Udp, self.cseq, &request::branch()).ok()?;
                 match transaction::run(&s.ep, &req, self.policy.keepalive_timeout, &self.policy.timers).await {
                     // Any answer, even 404 or 405, proves the path is open.
                     Outcome::Final(_) => None,
@@ -402,7 +416,11 @@ impl Engine {
         let mut challenge: Option<(Challenge, bool)> = None;
         let (mut nc, mut sent_credentials, mut stale, mut too_brief, mut moved) = (0u32, false, 0, 0, 0);
         let uri = request::register_uri(&self.account);
-        let auth_user = if self.account.auth_username.is_empty() { self.account.username.clone() } else { self.account.auth_username.clone() };
+        let auth_user = if self.account.auth_username.is_empty() {
+            self.account.username.clone()
+        } else {
+            self.account.auth_username.clone()
+        };
         loop {
             self.cseq += 1;
             let flow = s.ep.flow().clone();
@@ -410,7 +428,14 @@ impl Engine {
             let auth = challenge.as_ref().map(|(c, proxy)| {
                 nc += 1;
                 let cnonce = request::token(16);
-                let a = Answer { username: &auth_user, password: self.account.password.expose(), method: "REGISTER", uri: &uri, nc, cnonce: &cnonce };
+                let a = Answer {
+                    username: &auth_user,
+                    password: self.account.password.expose(),
+                    method: "REGISTER",
+                    uri: &uri,
+                    nc,
+                    cnonce: &cnonce,
+                };
                 (if *proxy { "Proxy-Authorization" } else { "Authorization" }, c.answer(&a))
             });
             let branch = request::branch();
@@ -482,7 +507,11 @@ impl Engine {
                     too_brief += 1;
                     match message::seconds(&resp, "Min-Expires") {
                         Some(min) if min > expires && too_brief <= 2 => {
-                            tracing::info!(account_id = self.account.id, min, "interval too brief; asking for Min-Expires");
+                            tracing::info!(
+                                account_id = self.account.id,
+                                min,
+                                "interval too brief; asking for Min-Expires"
+                            );
                             expires = min;
                             sent_credentials = false;
                         }
@@ -519,7 +548,10 @@ impl Engine {
             Some(0) => return Err(Fail::backoff("server_error")),
             Some(g) => g,
             None => {
-                tracing::warn!(account_id = self.account.id, "the registrar's 200 gives no expiry; assuming the {requested} s asked for");
+                tracing::warn!(
+                    account_id = self.account.id,
+                    "the registrar's 200 gives no expiry; assuming the {requested} s asked for"
+                );
                 requested
             }
         })

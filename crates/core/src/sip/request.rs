@@ -107,7 +107,13 @@ pub fn register(p: &RegisterParams<'_>) -> Result<rsip::Request, BuildError> {
 }
 
 /// Builds an OPTIONS keepalive to the server.
-pub fn options(a: &Account, local: SocketAddr, proto: Protocol, cseq: u32, branch: &str) -> Result<rsip::Request, BuildError> {
+pub fn options(
+    a: &Account,
+    local: SocketAddr,
+    proto: Protocol,
+    cseq: u32,
+    branch: &str,
+) -> Result<rsip::Request, BuildError> {
     let aor = format!("sip:{}@{}", a.username, domain(a));
     let lines = vec![
         format!("Via: SIP/2.0/{} {};branch={branch};rport", proto.as_str(), addr(local)),
@@ -123,7 +129,11 @@ pub fn options(a: &Account, local: SocketAddr, proto: Protocol, cseq: u32, branc
 
 fn proxy_uri(p: &str) -> String {
     let p = p.split(';').next().unwrap_or(p);
-    if p.starts_with("sip:") { p.to_string() } else { format!("sip:{p}") }
+    if p.starts_with("sip:") {
+        p.to_string()
+    } else {
+        format!("sip:{p}")
+    }
 }
 
 fn display(name: &str) -> String {
@@ -157,7 +167,14 @@ pub fn response_to(req: &rsip::Request, code: u16, reason: &str) -> Option<Strin
 
 /// A response with our To tag (a fresh one when None and the request has none), extra header
 /// lines and an optional `(content type, body)`.
-pub fn response(req: &rsip::Request, code: u16, reason: &str, to_tag: Option<&str>, extra: &[String], body: Option<(&str, &[u8])>) -> Option<String> {
+pub fn response(
+    req: &rsip::Request,
+    code: u16,
+    reason: &str,
+    to_tag: Option<&str>,
+    extra: &[String],
+    body: Option<(&str, &[u8])>,
+) -> Option<String> {
     let vias = message::header_values(req, "Via", Some("v"));
     let from = message::header_value(req, "From", Some("f"))?;
     let to = message::header_value(req, "To", Some("t"))?;

@@ -54,11 +54,19 @@ impl Flow {
     ///
     /// A UDP flow binds `reuse_port` when given and free, so a reconnecting account keeps its
     /// Contact (and the registrar replaces its binding instead of gaining a stale one).
-    pub async fn connect(proto: Protocol, remote: SocketAddr, reuse_port: Option<u16>) -> std::io::Result<(Flow, mpsc::Receiver<Inbound>)> {
+    pub async fn connect(
+        proto: Protocol,
+        remote: SocketAddr,
+        reuse_port: Option<u16>,
+    ) -> std::io::Result<(Flow, mpsc::Receiver<Inbound>)> {
         let (tx, rx) = mpsc::channel(64);
         let flow = match proto {
             Protocol::Udp => {
-                let any: std::net::IpAddr = if remote.is_ipv6() { std::net::Ipv6Addr::UNSPECIFIED.into() } else { std::net::Ipv4Addr::UNSPECIFIED.into() };
+                let any: std::net::IpAddr = if remote.is_ipv6() {
+                    std::net::Ipv6Addr::UNSPECIFIED.into()
+                } else {
+                    std::net::Ipv4Addr::UNSPECIFIED.into()
+                };
                 let sock = match reuse_port {
                     Some(p) => bind_again(SocketAddr::new(any, p)).await?,
                     None => UdpSocket::bind(SocketAddr::new(any, 0)).await?,
@@ -167,7 +175,11 @@ async fn read_udp(sock: Arc<UdpSocket>, tx: mpsc::Sender<Inbound>) {
     }
 }
 
-async fn read_tcp(mut read: tokio::net::tcp::OwnedReadHalf, write: Arc<Mutex<tokio::net::tcp::OwnedWriteHalf>>, tx: mpsc::Sender<Inbound>) {
+async fn read_tcp(
+    mut read: tokio::net::tcp::OwnedReadHalf,
+    write: Arc<Mutex<tokio::net::tcp::OwnedWriteHalf>>,
+    tx: mpsc::Sender<Inbound>,
+) {
     let mut framer = StreamFramer::default();
     let mut buf = vec![0u8; 16 * 1024];
     let reason = loop {
@@ -219,7 +231,10 @@ fn parse(bytes: &[u8]) -> Option<rsip::SipMessage> {
     match rsip::SipMessage::try_from(bytes) {
         Ok(m) => Some(m),
         Err(e) => {
-            let excerpt: String = String::from_utf8_lossy(&bytes[..bytes.len().min(60)]).chars().map(|c| if c.is_control() { '.' } else { c }).collect();
+            let excerpt: String = String::from_utf8_lossy(&bytes[..bytes.len().min(60)])
+                .chars()
+                .map(|c| if c.is_control() { '.' } else { c })
+                .collect();
             tracing::warn!(bytes = bytes.len(), "dropped unparseable SIP message ({e}): {excerpt:?}");
             None
         }

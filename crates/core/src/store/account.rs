@@ -235,20 +235,28 @@ fn validate_draft(draft: &AccountDraft, base: Option<&AccountView>) -> Result<Fi
         keep(&mut errors, validate::outbound_proxy(&proxy)),
     );
     match fields {
-        (Some(display_name), Some(server_host), Some(server_port), Some(username), Some(p), Some(register_interval), Some(auth_username), Some(domain), Some(outbound_proxy)) => {
-            Ok(Fields {
-                display_name,
-                server_host,
-                server_port,
-                username,
-                protocol: if p == "TCP" { Protocol::Tcp } else { Protocol::Udp },
-                register_interval,
-                auth_username,
-                domain,
-                outbound_proxy,
-                is_active: draft.is_active.or(base.map(|b| b.is_active)).unwrap_or(false),
-            })
-        }
+        (
+            Some(display_name),
+            Some(server_host),
+            Some(server_port),
+            Some(username),
+            Some(p),
+            Some(register_interval),
+            Some(auth_username),
+            Some(domain),
+            Some(outbound_proxy),
+        ) => Ok(Fields {
+            display_name,
+            server_host,
+            server_port,
+            username,
+            protocol: if p == "TCP" { Protocol::Tcp } else { Protocol::Udp },
+            register_interval,
+            auth_username,
+            domain,
+            outbound_proxy,
+            is_active: draft.is_active.or(base.map(|b| b.is_active)).unwrap_or(false),
+        }),
         _ => Err(errors),
     }
 }
@@ -370,11 +378,9 @@ impl Store {
     /// Id of the account used for dialling: the one marked default, else the first active one.
     pub fn default_account_id(&self) -> Result<Option<i64>, StoreError> {
         self.conn
-            .query_row(
-                "SELECT id FROM sip_configs ORDER BY is_default DESC, is_active DESC, id LIMIT 1",
-                [],
-                |r| r.get(0),
-            )
+            .query_row("SELECT id FROM sip_configs ORDER BY is_default DESC, is_active DESC, id LIMIT 1", [], |r| {
+                r.get(0)
+            })
             .optional()
             .map_err(|e| self.err(e))
     }
@@ -389,13 +395,26 @@ impl Store {
         let reference = self.secrets.put(password)?;
         let result = (|| {
             let tx = self.conn.transaction()?;
-            let no_default: bool = tx.query_row("SELECT NOT EXISTS (SELECT 1 FROM sip_configs WHERE is_default = 1)", [], |r| r.get(0))?;
+            let no_default: bool =
+                tx.query_row("SELECT NOT EXISTS (SELECT 1 FROM sip_configs WHERE is_default = 1)", [], |r| r.get(0))?;
             tx.execute(
                 "INSERT INTO sip_configs (display_name, server_host, server_port, username, password, protocol,
                     is_active, is_default, register_interval, auth_username, domain, outbound_proxy)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-                params![f.display_name, f.server_host, f.server_port, f.username, reference, f.protocol.as_str(),
-                    f.is_active, no_default, f.register_interval, f.auth_username, f.domain, f.outbound_proxy],
+                params![
+                    f.display_name,
+                    f.server_host,
+                    f.server_port,
+                    f.username,
+                    reference,
+                    f.protocol.as_str(),
+                    f.is_active,
+                    no_default,
+                    f.register_interval,
+                    f.auth_username,
+                    f.domain,
+                    f.outbound_proxy
+                ],
             )?;
             let id = tx.last_insert_rowid();
             tx.commit()?;
@@ -423,8 +442,20 @@ impl Store {
                     auth_username = ?10, domain = ?11, outbound_proxy = ?12,
                     updated_at = strftime('%Y-%m-%dT%H:%M:%SZ', 'now')
                  WHERE id = ?1",
-                params![id, f.display_name, f.server_host, f.server_port, f.username, new_ref, f.protocol.as_str(),
-                    f.is_active, f.register_interval, f.auth_username, f.domain, f.outbound_proxy],
+                params![
+                    id,
+                    f.display_name,
+                    f.server_host,
+                    f.server_port,
+                    f.username,
+                    new_ref,
+                    f.protocol.as_str(),
+                    f.is_active,
+                    f.register_interval,
+                    f.auth_username,
+                    f.domain,
+                    f.outbound_proxy
+                ],
             )?;
             tx.commit()
         })();
@@ -478,7 +509,11 @@ impl Store {
 
     /// Records a successful registration (UTC, ISO 8601).
     pub fn record_registered(&mut self, id: i64) -> Result<(), StoreError> {
-        self.write_one(id, "UPDATE sip_configs SET last_register_time = strftime('%Y-%m-%dT%H:%M:%SZ', 'now') WHERE id = ?1 AND ?2", true)
+        self.write_one(
+            id,
+            "UPDATE sip_configs SET last_register_time = strftime('%Y-%m-%dT%H:%M:%SZ', 'now') WHERE id = ?1 AND ?2",
+            true,
+        )
     }
 
     fn write_one(&mut self, id: i64, sql: &str, flag: bool) -> Result<(), StoreError> {
@@ -498,7 +533,10 @@ impl Store {
             let reference = self.secrets.put(&value)?;
             let tx = self.conn.transaction().map_err(|e| super::classify(&self.path, e))?;
             let moved = tx
-                .execute("UPDATE sip_configs SET password = ?2 WHERE id = ?1 AND password = ?3", params![view.id, reference, value])
+                .execute(
+                    "UPDATE sip_configs SET password = ?2 WHERE id = ?1 AND password = ?3",
+                    params![view.id, reference, value],
+                )
                 .and_then(|n| tx.commit().map(|_| n));
             match moved {
                 Ok(1) => tracing::info!(account_id = view.id, "moved a plaintext password into the secret store"),
@@ -521,7 +559,10 @@ impl Store {
     }
 
     fn rows(&self, filter: &str) -> Result<Vec<(AccountView, String)>, StoreError> {
-        let mut stmt = self.conn.prepare(&format!("SELECT {COLUMNS} FROM sip_configs {filter} ORDER BY id")).map_err(|e| self.err(e))?;
+        let mut stmt = self
+            .conn
+            .prepare(&format!("SELECT {COLUMNS} FROM sip_configs {filter} ORDER BY id"))
+            .map_err(|e| self.err(e))?;
         let rows = stmt.query_map([], view_from_row).map_err(|e| self.err(e))?;
         rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.err(e))
     }

@@ -62,17 +62,27 @@ mod tests {
 
     #[test]
     fn full_account_with_defaults() {
-        let a = env_account(env(&[("SIP_SERVER_HOST", "127.0.0.1"), ("SIP_USERNAME", "1001"), ("SIP_PASSWORD", "pw"), ("SIP_PROTOCOL", "tcp")]))
-            .unwrap()
-            .unwrap();
-        assert_eq!((a.server_port, a.protocol, a.register_interval, a.source), (5060, super::super::Protocol::Tcp, 3600, Source::Env));
+        let a = env_account(env(&[
+            ("SIP_SERVER_HOST", "127.0.0.1"),
+            ("SIP_USERNAME", "1001"),
+            ("SIP_PASSWORD", "pw"),
+            ("SIP_PROTOCOL", "tcp"),
+        ]))
+        .unwrap()
+        .unwrap();
+        assert_eq!(
+            (a.server_port, a.protocol, a.register_interval, a.source),
+            (5060, super::super::Protocol::Tcp, 3600, Source::Env)
+        );
         assert_eq!(a.password.expose(), "pw");
         assert!(!format!("{a:?}").contains("pw\""), "Debug must not show the password");
     }
 
     #[test]
     fn invalid_values_are_reported_by_field() {
-        let e = env_account(env(&[("SIP_SERVER_HOST", "127.0.0.1"), ("SIP_SERVER_PORT", "70000"), ("SIP_USERNAME", "")])).unwrap_err();
+        let e =
+            env_account(env(&[("SIP_SERVER_HOST", "127.0.0.1"), ("SIP_SERVER_PORT", "70000"), ("SIP_USERNAME", "")]))
+                .unwrap_err();
         let codes: Vec<_> = e.0.iter().map(|f| f.code).collect();
         assert_eq!(codes, ["port_range", "username_empty"]);
     }

@@ -45,7 +45,13 @@ pub fn split_name_addr(v: &str) -> (String, String) {
 
 impl Store {
     /// Records a call's start (ignored if the call is already recorded).
-    pub fn call_started(&mut self, call_id: &str, account_id: i64, direction: &str, remote: &str) -> Result<(), StoreError> {
+    pub fn call_started(
+        &mut self,
+        call_id: &str,
+        account_id: i64,
+        direction: &str,
+        remote: &str,
+    ) -> Result<(), StoreError> {
         let (name, uri) = split_name_addr(remote);
         self.write(
             "INSERT OR IGNORE INTO call_history (call_id, account_id, direction, remote, display_name) VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -122,13 +128,19 @@ mod tests {
         s.call_started("c1", 1, "in", "\"Li 李\" <sip:2001@example.com>").unwrap();
         s.call_started("c1", 1, "in", "<sip:2001@example.com>").unwrap();
         let unfinished = &s.history(10).unwrap()[0];
-        assert_eq!((unfinished.display_name.as_str(), unfinished.remote.as_str(), unfinished.end_reason.as_deref()), ("Li 李", "sip:2001@example.com", None));
+        assert_eq!(
+            (unfinished.display_name.as_str(), unfinished.remote.as_str(), unfinished.end_reason.as_deref()),
+            ("Li 李", "sip:2001@example.com", None)
+        );
         s.call_answered("c1", Some("PCMU")).unwrap();
         s.call_ended("c1", "remote_hangup").unwrap();
         s.call_ended("c1", "local_hangup").unwrap();
         let h = s.history(10).unwrap();
         assert_eq!(h.len(), 1, "never a duplicate");
-        assert_eq!((h[0].end_reason.as_deref(), h[0].codec.as_deref(), h[0].duration_s), (Some("remote_hangup"), Some("PCMU"), Some(0)));
+        assert_eq!(
+            (h[0].end_reason.as_deref(), h[0].codec.as_deref(), h[0].duration_s),
+            (Some("remote_hangup"), Some("PCMU"), Some(0))
+        );
         assert!(h[0].answered_at.is_some() && h[0].ended_at.is_some());
     }
 }

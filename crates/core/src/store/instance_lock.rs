@@ -39,10 +39,14 @@ impl InstanceLock {
         name.push(".lock");
         let path = db.with_file_name(name);
         let io = |source| LockError::Io { path: path.clone(), source };
-        let mut file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path).map_err(io)?;
+        let mut file =
+            OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path).map_err(io)?;
         match file.try_lock() {
             Ok(()) => {
-                file.set_len(0).and_then(|_| file.rewind()).and_then(|_| write!(file, "{}", std::process::id())).map_err(io)?;
+                file.set_len(0)
+                    .and_then(|_| file.rewind())
+                    .and_then(|_| write!(file, "{}", std::process::id()))
+                    .map_err(io)?;
                 Ok(InstanceLock { _file: file })
             }
             Err(std::fs::TryLockError::WouldBlock) => {

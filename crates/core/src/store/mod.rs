@@ -22,8 +22,8 @@ use std::time::Duration;
 use rusqlite::{Connection, ErrorCode, OpenFlags};
 
 pub use account::{Account, AccountDraft, AccountView, Password, Protocol, Source};
-pub use history::{split_name_addr, CallRecord};
 pub use env_account::{env_account, merge as merge_env_account, EnvAccountError, ENV_ACCOUNT_ID};
+pub use history::{split_name_addr, CallRecord};
 pub use instance_lock::{InstanceLock, LockError};
 pub use migrations::LATEST as SCHEMA_VERSION;
 pub use secrets::{SecretBackend, SecretError, SecretStore};
@@ -166,9 +166,13 @@ impl Store {
 fn classify(path: &Path, e: rusqlite::Error) -> StoreError {
     match e.sqlite_error_code() {
         Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => StoreError::Locked(path.to_path_buf()),
-        Some(ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt | ErrorCode::CannotOpen | ErrorCode::PermissionDenied | ErrorCode::ReadOnly) => {
-            StoreError::Unreadable { path: path.to_path_buf(), reason: e.to_string() }
-        }
+        Some(
+            ErrorCode::NotADatabase
+            | ErrorCode::DatabaseCorrupt
+            | ErrorCode::CannotOpen
+            | ErrorCode::PermissionDenied
+            | ErrorCode::ReadOnly,
+        ) => StoreError::Unreadable { path: path.to_path_buf(), reason: e.to_string() },
         _ => StoreError::Sql(e),
     }
 }

@@ -60,8 +60,12 @@ fn legacy_table_keeps_rows_and_loses_its_plaintext_password() {
     assert_eq!(accounts[0].password.expose(), "legacy-pw");
     assert_eq!(accounts[0].protocol, Protocol::Tcp);
     let view = &store.list_accounts().unwrap()[0];
-    assert_eq!((view.user_id, view.last_register_time.as_deref(), view.is_default), (Some(7), Some("1700000000"), true));
-    let column: String = Connection::open(&path).unwrap().query_row("SELECT password FROM sip_configs", [], |r| r.get(0)).unwrap();
+    assert_eq!(
+        (view.user_id, view.last_register_time.as_deref(), view.is_default),
+        (Some(7), Some("1700000000"), true)
+    );
+    let column: String =
+        Connection::open(&path).unwrap().query_row("SELECT password FROM sip_configs", [], |r| r.get(0)).unwrap();
     assert!(column.starts_with("file:") && !column.contains("legacy-pw"), "column holds {column}");
 }
 
@@ -118,7 +122,13 @@ fn validation_reports_every_bad_field() {
     let codes: Vec<_> = fields.iter().map(|f| (f.field, f.code)).collect();
     assert_eq!(
         codes,
-        [("server_host", "host_invalid"), ("server_port", "port_range"), ("username", "username_empty"), ("protocol", "protocol_invalid"), ("register_interval", "interval_range")]
+        [
+            ("server_host", "host_invalid"),
+            ("server_port", "port_range"),
+            ("username", "username_empty"),
+            ("protocol", "protocol_invalid"),
+            ("register_interval", "interval_range")
+        ]
     );
     let err = store.create_account(&draft("h.example", "5060", "1001", None)).unwrap_err();
     assert_eq!(err.to_string(), "invalid account: password: a password is required");

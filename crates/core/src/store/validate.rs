@@ -109,9 +109,9 @@ fn is_sip_user_char(c: char) -> bool {
 
 fn escapes_well_formed(v: &str) -> bool {
     let b = v.as_bytes();
-    b.iter().enumerate().all(|(i, &c)| {
-        c != b'%' || (i + 2 < b.len() && b[i + 1].is_ascii_hexdigit() && b[i + 2].is_ascii_hexdigit())
-    })
+    b.iter()
+        .enumerate()
+        .all(|(i, &c)| c != b'%' || (i + 2 < b.len() && b[i + 1].is_ascii_hexdigit() && b[i + 2].is_ascii_hexdigit()))
 }
 
 /// Checks an optional auth username (may differ from the extension; any visible characters).

@@ -42,7 +42,15 @@ pub fn run(db: Option<PathBuf>, cmd: AccountCmd) -> ExitCode {
                 for a in accounts {
                     let server = format!("{}:{}", a.server_host, a.server_port);
                     let yes = |b: bool| if b { "yes" } else { "no" };
-                    println!("{:<4} {:<7} {:<6} {:<8} {:<30} {}", a.id, yes(a.is_active), a.protocol.as_str(), yes(a.is_default), server, a.username);
+                    println!(
+                        "{:<4} {:<7} {:<6} {:<8} {:<30} {}",
+                        a.id,
+                        yes(a.is_active),
+                        a.protocol.as_str(),
+                        yes(a.is_default),
+                        server,
+                        a.username
+                    );
                 }
             }
         }),
@@ -70,9 +78,18 @@ pub fn history(db: Option<PathBuf>, json: bool, limit: u32) -> ExitCode {
     }
     println!("{:<24} {:<4} {:<36} {:>6} {:<14} CODEC", "STARTED", "DIR", "REMOTE", "SECS", "END");
     for r in rows {
-        let remote = if r.display_name.is_empty() { r.remote.clone() } else { format!("{} <{}>", r.display_name, r.remote) };
+        let remote =
+            if r.display_name.is_empty() { r.remote.clone() } else { format!("{} <{}>", r.display_name, r.remote) };
         let secs = r.duration_s.map(|d| d.to_string()).unwrap_or_default();
-        println!("{:<24} {:<4} {:<36} {:>6} {:<14} {}", r.started_at, r.direction, remote, secs, r.end_reason.as_deref().unwrap_or("unfinished"), r.codec.as_deref().unwrap_or(""));
+        println!(
+            "{:<24} {:<4} {:<36} {:>6} {:<14} {}",
+            r.started_at,
+            r.direction,
+            remote,
+            secs,
+            r.end_reason.as_deref().unwrap_or("unfinished"),
+            r.codec.as_deref().unwrap_or("")
+        );
     }
     ExitCode::SUCCESS
 }
@@ -95,7 +112,10 @@ fn draft(f: FieldArgs) -> AccountDraft {
 /// The first line of stdin, without its line ending (the password is never echoed).
 fn read_password() -> Result<String, StoreError> {
     let mut line = String::new();
-    std::io::stdin().lock().read_line(&mut line).map_err(|e| StoreError::Unreadable { path: "<stdin>".into(), reason: e.to_string() })?;
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .map_err(|e| StoreError::Unreadable { path: "<stdin>".into(), reason: e.to_string() })?;
     Ok(line.trim_end_matches(['\r', '\n']).to_string())
 }
 

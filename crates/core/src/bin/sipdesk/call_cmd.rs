@@ -21,7 +21,10 @@ pub async fn run(db: Option<PathBuf>, args: CallArgs) -> ExitCode {
     let desk = Desk::open(opts);
     let mut events = desk.subscribe();
     if let Err(e) = desk.start().await {
-        eprintln!("sipdesk: {}; send {{\"cmd\":\"dial\",\"uri\":...}} to the running instance's `run --json` instead", e.message);
+        eprintln!(
+            "sipdesk: {}; send {{\"cmd\":\"dial\",\"uri\":...}} to the running instance's `run --json` instead",
+            e.message
+        );
         return ExitCode::from(3);
     }
     let code = place(&desk, &args, &mut events).await;
