@@ -351,7 +351,7 @@ impl Desk {
             }
         };
         let local = LocalMedia { address: local_ip, port: rtp.port(), direction: Direction::SendRecv };
-        let mut sdp = SdpSession::new(MediaPolicy::default(), crate::desk::now_ms());
+        let mut sdp = SdpSession::new(MediaPolicy::from_env(), crate::desk::now_ms());
         let offer = inv.offer().map(|b| String::from_utf8_lossy(b).into_owned());
         let (answer, negotiated) = match offer.as_deref().map(|o| sdp.answer(o, local)) {
             Some(Ok(x)) => x,

@@ -106,7 +106,7 @@ impl Desk {
                 return "media_error";
             }
         };
-        let mut sdp = SdpSession::new(MediaPolicy::default(), crate::desk::now_ms());
+        let mut sdp = SdpSession::new(MediaPolicy::from_env(), crate::desk::now_ms());
         let local = LocalMedia { address: local_ip, port: rtp.port(), direction: Direction::SendRecv };
         let offer = sdp.offer(local);
         let contact = invite.contact().to_string();

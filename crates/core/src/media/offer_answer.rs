@@ -1,4 +1,4 @@
-//! SDP offer/answer (RFC 3264) for one audio stream with G.711 and RFC 4733 telephone-events.
+//! SDP offer/answer (RFC 3264) for one audio stream with G.711, Opus and RFC 4733 telephone-events.
 //!
 //! [`SdpSession`] is the one place a call's SDP is made: it builds our offer or answer, keeps the
 //! o= session id for the whole call and raises the o= version only when the content changes
@@ -9,6 +9,10 @@
 //! choose), and the answer carries only the chosen codec plus telephone-event, so both sides
 //! send the same codec; payload numbers are always the offer's, which matters for the dynamic
 //! telephone-event type.
+//!
+//! Opus (RFC 7587) has no static number: we offer it on [`OPUS_PT`], always as `opus/48000/2`
+//! (the RFC's fixed spelling; mono is said in the fmtp), with [`OPUS_FMTP`]. The peer's fmtp for
+//! the chosen codec is kept ([`SdpSession::peer_fmtp`]) for whoever needs its parameters.
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -22,31 +26,83 @@ pub enum Codec {
     Pcmu,
     /// G.711 A-law, static payload type 8.
     Pcma,
+    /// Opus (RFC 7587), dynamic payload type ([`OPUS_PT`] when we offer).
+    Opus,
 }
 
+/// The payload type we offer Opus on.
+pub const OPUS_PT: u8 = 111;
+
+/// Our Opus format parameters: FEC on, mono both ways (RFC 7587 §6.1).
+pub const OPUS_FMTP: &str = "useinbandfec=1;stereo=0;sprop-stereo=0";
+
+/// Every codec we know, in the default order of preference.
+const ALL: [Codec; 3] = [Codec::Pcmu, Codec::Pcma, Codec::Opus];
+
 impl Codec {
-    /// The rtpmap encoding name.
+    /// The codec's name as events and the call history show it (upper case, like the rtpmap
+    /// names of G.711).
     pub fn name(self) -> &'static str {
         match self {
             Codec::Pcmu => "PCMU",
             Codec::Pcma => "PCMA",
+            Codec::Opus => "OPUS",
         }
     }
 
-    /// The static payload type (RFC 3551).
+    /// The encoding name we write in a=rtpmap (RFC 7587 writes `opus` in lower case).
+    pub fn rtpmap_name(self) -> &'static str {
+        match self {
+            Codec::Opus => "opus",
+            c => c.name(),
+        }
+    }
+
+    /// The payload type we offer it on: the static one (RFC 3551) for G.711, [`OPUS_PT`] for Opus.
     pub fn static_payload_type(self) -> u8 {
         match self {
             Codec::Pcmu => 0,
             Codec::Pcma => 8,
+            Codec::Opus => OPUS_PT,
         }
     }
 
-    /// The G.711 law it uses.
-    pub fn law(self) -> Law {
+    /// The RTP clock rate (Opus is always 48000, RFC 7587 §4.1).
+    pub fn clock_rate(self) -> u32 {
         match self {
-            Codec::Pcmu => Law::Mu,
-            Codec::Pcma => Law::A,
+            Codec::Pcmu | Codec::Pcma => 8000,
+            Codec::Opus => 48000,
         }
+    }
+
+    /// The rtpmap channel count (Opus is always written `/2`, RFC 7587 §7).
+    fn channels(self) -> Option<u8> {
+        match self {
+            Codec::Opus => Some(2),
+            _ => None,
+        }
+    }
+
+    /// The fmtp we offer and answer with.
+    fn fmtp(self) -> Option<&'static str> {
+        match self {
+            Codec::Opus => Some(OPUS_FMTP),
+            _ => None,
+        }
+    }
+
+    /// The G.711 law it uses (None for Opus).
+    pub fn law(self) -> Option<Law> {
+        match self {
+            Codec::Pcmu => Some(Law::Mu),
+            Codec::Pcma => Some(Law::A),
+            Codec::Opus => None,
+        }
+    }
+
+    /// The codec for a name as `SIPDESK_CODECS` or an account spells it (`opus`, `pcmu`, `PCMA`).
+    pub fn from_name(name: &str) -> Option<Codec> {
+        ALL.into_iter().find(|c| name.trim().eq_ignore_ascii_case(c.name()))
     }
 
     /// The codec a payload format describes, by rtpmap name or else by static number.
@@ -54,6 +110,10 @@ impl Codec {
         match (&f.encoding, f.clock_rate) {
             (Some(enc), Some(8000)) if f.channels.unwrap_or(1) == 1 => {
                 [Codec::Pcmu, Codec::Pcma].into_iter().find(|c| enc.eq_ignore_ascii_case(c.name()))
+            }
+            // RFC 7587 §7: opus/48000/2, always; a missing channel count is tolerated.
+            (Some(enc), Some(48000)) if enc.eq_ignore_ascii_case("opus") && f.channels.unwrap_or(2) == 2 => {
+                Some(Codec::Opus)
             }
             (Some(_), _) => None,
             (None, _) => [Codec::Pcmu, Codec::Pcma].into_iter().find(|c| c.static_payload_type() == f.payload_type),
@@ -76,6 +136,37 @@ pub struct MediaPolicy {
     pub telephone_event_pt: u8,
     /// Packet time we ask for, in ms.
     pub ptime: u32,
+}
+
+impl MediaPolicy {
+    /// The default policy with the codec order from `SIPDESK_CODECS` (e.g. `opus,pcmu,pcma`), if
+    /// set; unknown names are skipped with a warning, and a list with no known codec is ignored.
+    pub fn from_env() -> MediaPolicy {
+        let mut policy = MediaPolicy::default();
+        if let Ok(list) = std::env::var("SIPDESK_CODECS") {
+            if let Some(codecs) = parse_codecs(&list) {
+                policy.codecs = codecs;
+            }
+        }
+        policy
+    }
+}
+
+/// A codec list like `opus, pcmu,PCMA`, in order, without repeats; None if it names no codec.
+pub fn parse_codecs(list: &str) -> Option<Vec<Codec>> {
+    let mut codecs = Vec::new();
+    for name in list.split(',').filter(|n| !n.trim().is_empty()) {
+        match Codec::from_name(name) {
+            Some(c) if !codecs.contains(&c) => codecs.push(c),
+            Some(_) => {}
+            None => tracing::warn!("unknown codec {name:?} in SIPDESK_CODECS (known: pcmu, pcma, opus)"),
+        }
+    }
+    if codecs.is_empty() {
+        tracing::warn!("SIPDESK_CODECS={list:?} names no known codec; using the default order");
+        return None;
+    }
+    Some(codecs)
 }
 
 impl Default for MediaPolicy {
@@ -125,12 +216,13 @@ pub struct SdpSession {
     version: u64,
     last: Option<SessionDescription>,
     last_offer: Option<SessionDescription>,
+    peer_fmtp: Option<String>,
 }
 
 impl SdpSession {
     /// A session for one call. `session_id` should be unique (e.g. from the clock or random).
     pub fn new(policy: MediaPolicy, session_id: u64) -> SdpSession {
-        SdpSession { policy, session_id, version: session_id, last: None, last_offer: None }
+        SdpSession { policy, session_id, version: session_id, last: None, last_offer: None, peer_fmtp: None }
     }
 
     /// The o= version of the last description made.
@@ -138,10 +230,15 @@ impl SdpSession {
         self.version
     }
 
+    /// The peer's fmtp for the codec agreed last (e.g. Opus's `maxplaybackrate=...`), as sent.
+    pub fn peer_fmtp(&self) -> Option<&str> {
+        self.peer_fmtp.as_deref()
+    }
+
     /// Our offer for `local`.
     pub fn offer(&mut self, local: LocalMedia) -> String {
         let mut rtp: Vec<RtpFormat> =
-            self.policy.codecs.iter().map(|c| format(c.static_payload_type(), c.name(), None)).collect();
+            self.policy.codecs.iter().map(|c| codec_format(*c, c.static_payload_type())).collect();
         if self.policy.telephone_event {
             rtp.push(format(self.policy.telephone_event_pt, "telephone-event", Some("0-16")));
         }
@@ -157,6 +254,7 @@ impl SdpSession {
         let (idx, audio) = offer.audio().ok_or(SdpError::NoAudio)?;
         let conn = offer.connection_of(audio).ok_or(SdpError::NoConnection)?;
         let (codec, pt) = self.choose(audio)?;
+        self.peer_fmtp = audio.format(pt).and_then(|f| f.fmtp.clone());
         let te = audio.rtp.iter().find(|f| self.policy.telephone_event && is_telephone_event(f));
         let offered = offer.direction_of(audio);
         // c=0.0.0.0 is RFC 2543 hold: the offerer does not want to receive.
@@ -165,7 +263,7 @@ impl SdpSession {
             local.direction.sends() && they_receive,
             local.direction.receives() && offered.sends(),
         );
-        let mut rtp = vec![format(pt, codec.name(), None)];
+        let mut rtp = vec![codec_format(codec, pt)];
         if let Some(te) = te {
             rtp.push(format(te.payload_type, "telephone-event", Some(te.fmtp.as_deref().unwrap_or("0-16"))));
         }
@@ -195,7 +293,7 @@ impl SdpSession {
     }
 
     /// Reads the answer to our last offer.
-    pub fn accept_answer(&self, answer: &str) -> Result<Negotiated, SdpError> {
+    pub fn accept_answer(&mut self, answer: &str) -> Result<Negotiated, SdpError> {
         let offer = self.last_offer.as_ref().ok_or_else(|| SdpError::AnswerMismatch("no offer was made".into()))?;
         let ans = SessionDescription::parse(answer)?;
         if ans.media.len() != offer.media.len() {
@@ -215,6 +313,7 @@ impl SdpSession {
             .filter_map(|f| Codec::of_format(f).map(|c| (c, f.payload_type)))
             .find(|(c, pt)| ours.format(*pt).and_then(Codec::of_format) == Some(*c))
             .ok_or_else(|| SdpError::NoCommonCodec { offered: names(audio), accepted: self.accepted() })?;
+        self.peer_fmtp = audio.format(pt).and_then(|f| f.fmtp.clone());
         let te = audio
             .rtp
             .iter()
@@ -276,6 +375,17 @@ fn format(pt: u8, name: &str, fmtp: Option<&str>) -> RtpFormat {
         clock_rate: Some(8000),
         channels: None,
         fmtp: fmtp.map(String::from),
+    }
+}
+
+/// The format we write for `codec` on payload type `pt`.
+fn codec_format(codec: Codec, pt: u8) -> RtpFormat {
+    RtpFormat {
+        payload_type: pt,
+        encoding: Some(codec.rtpmap_name().into()),
+        clock_rate: Some(codec.clock_rate()),
+        channels: codec.channels(),
+        fmtp: codec.fmtp().map(String::from),
     }
 }
 

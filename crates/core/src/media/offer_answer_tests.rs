@@ -132,3 +132,58 @@ fn version_rises_only_when_content_changes() {
     assert_eq!(v(&s.offer(local(4000, Direction::SendRecv))), 502, "resume changes it again");
     assert_eq!(s.version(), 502);
 }
+
+#[test]
+fn opus_is_offered_as_opus_48000_2_with_fec_and_mono() {
+    let policy = MediaPolicy { codecs: vec![Codec::Opus, Codec::Pcmu], ..Default::default() };
+    let mut a = SdpSession::new(policy, 5);
+    let offer = a.offer(local(6000, Direction::SendRecv));
+    assert!(offer.contains("m=audio 6000 RTP/AVP 111 0 101\r\n"), "{offer}");
+    assert!(offer.contains("a=rtpmap:111 opus/48000/2\r\n"), "{offer}");
+    assert!(offer.contains("a=fmtp:111 useinbandfec=1;stereo=0;sprop-stereo=0\r\n"), "{offer}");
+    // The default policy offers G.711 only.
+    let plain = SdpSession::new(MediaPolicy::default(), 5).offer(local(6000, Direction::SendRecv));
+    assert!(!plain.contains("opus"), "{plain}");
+    // An answer on another dynamic number than ours is refused; one on ours is taken, fmtp kept.
+    let answer = offer_with(
+        "m=audio 4000 RTP/AVP 111 101",
+        "a=rtpmap:111 opus/48000/2\r\na=fmtp:111 maxplaybackrate=16000;useinbandfec=1\r\na=rtpmap:101 telephone-event/8000\r\n",
+    );
+    let n = a.accept_answer(&answer).unwrap();
+    assert_eq!((n.codec, n.payload_type, n.telephone_event), (Codec::Opus, 111, Some(101)));
+    assert_eq!(a.peer_fmtp(), Some("maxplaybackrate=16000;useinbandfec=1"));
+    assert_eq!(Codec::Opus.name(), "OPUS");
+    assert_eq!(Codec::Opus.clock_rate(), 48000);
+}
+
+#[test]
+fn opus_is_answered_on_the_offers_number_when_preferred() {
+    let offer = offer_with(
+        "m=audio 4000 RTP/AVP 0 96 101",
+        "a=rtpmap:96 OPUS/48000/2\r\na=fmtp:96 stereo=1; sprop-stereo=1\r\na=rtpmap:101 telephone-event/8000\r\n",
+    );
+    let prefer = MediaPolicy { codecs: vec![Codec::Opus, Codec::Pcmu, Codec::Pcma], ..Default::default() };
+    let mut s = SdpSession::new(prefer, 3);
+    let (body, n) = s.answer(&offer, local(5000, Direction::SendRecv)).unwrap();
+    assert_eq!((n.codec, n.payload_type), (Codec::Opus, 96));
+    assert!(body.contains("m=audio 5000 RTP/AVP 96 101\r\n"), "{body}");
+    assert!(
+        body.contains("a=rtpmap:96 opus/48000/2\r\na=fmtp:96 useinbandfec=1;stereo=0;sprop-stereo=0\r\n"),
+        "{body}"
+    );
+    assert_eq!(s.peer_fmtp(), Some("stereo=1; sprop-stereo=1"));
+    // Without the preference, PCMU still wins; opus at a wrong clock is not Opus.
+    let (_, n) = SdpSession::new(MediaPolicy::default(), 3).answer(&offer, local(5000, Direction::SendRecv)).unwrap();
+    assert_eq!(n.codec, Codec::Pcmu);
+    let odd = offer_with("m=audio 4000 RTP/AVP 96", "a=rtpmap:96 opus/8000\r\n");
+    let mut s = SdpSession::new(MediaPolicy { codecs: vec![Codec::Opus], ..Default::default() }, 3);
+    assert!(matches!(s.answer(&odd, local(5000, Direction::SendRecv)), Err(SdpError::NoCommonCodec { .. })));
+}
+
+#[test]
+fn codec_lists_parse_in_order() {
+    assert_eq!(parse_codecs("opus, PCMU,pcma"), Some(vec![Codec::Opus, Codec::Pcmu, Codec::Pcma]));
+    assert_eq!(parse_codecs("pcma,g729,pcma"), Some(vec![Codec::Pcma]));
+    assert_eq!(parse_codecs("g729, ,"), None);
+    assert_eq!(parse_codecs(""), None);
+}

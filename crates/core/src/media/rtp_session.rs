@@ -1,4 +1,5 @@
-//! An RTP session: one G.711 stream over UDP between an [`Endpoint`] and the far end.
+//! An RTP session: one audio stream (G.711 or Opus) over UDP between an [`Endpoint`] and the far
+//! end.
 //!
 //! One tokio task owns all of the session's state, so nothing is shared or locked: every 20 ms it
 //! pulls a frame from the endpoint's source, encodes and sends it, and plays one frame out of the
@@ -6,6 +7,17 @@
 //! symmetric RTP: it sends to the address packets actually come from (a NAT may rewrite the one
 //! in the SDP), latching only onto packets that parse and carry a negotiated payload type.
 //! Outside callers see counters through atomics and stop the task with a cancellation token.
+//!
+//! *Choice: the endpoint keeps its own rate; the session resamples.* The codec ([`AudioCodec`])
+//! works at its rate (G.711 8 kHz, Opus 48 kHz) and the endpoint at its own. G.711 takes 8 kHz
+//! endpoints only, as before (anything else is [`RtpSessionError::RateMismatch`]). Opus takes an
+//! endpoint at any supported rate: an 8 kHz endpoint (what calls plug in today) is resampled to
+//! and from 48 kHz by a [`StreamResampler`] here, on the session task, so a device callback never
+//! resamples; a 48 kHz endpoint (a headset opened at its native rate) passes straight through.
+//! The jitter buffer holds frames at the endpoint's rate. Opus frames are decoded as packets
+//! arrive, in order, so the decoder can conceal a gap itself: one lost packet is rebuilt from the
+//! next one's FEC, a longer gap (up to [`MAX_DECODER_CONCEAL`] frames) by the decoder's PLC; a
+//! stream that stops (DTX) is left to the jitter buffer, which conceals briefly and goes quiet.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -18,11 +30,16 @@ use tokio::net::UdpSocket;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use super::codec::{for_codec, AudioCodec, CodecError, StreamResampler};
 use super::frame::{Endpoint, EndpointError, Frame, FrameSink, FrameSource, SampleRate, SourcePoll};
 use super::jitter::{JitterBuffer, Playout, DEFAULT_DEPTH};
+use super::offer_answer::Codec;
 use super::offer_answer::Negotiated;
 use super::rtcp::{build_compound, ntp_now, parse_compound, randomised_interval, ReportBlock, RtcpReport, SenderInfo};
 use super::rtp::{RtpHeader, RtpPacket, SequenceTracker, TelephoneEvent};
+
+/// Lost frames in a row that the Opus decoder conceals itself when the next packet arrives.
+pub const MAX_DECODER_CONCEAL: u64 = 5;
 
 /// Base RTCP report interval (RFC 3550 §6.2 recommends 5 s).
 const RTCP_INTERVAL: Duration = Duration::from_secs(5);
@@ -48,6 +65,9 @@ pub enum RtpSessionError {
         /// Codec rate.
         codec: u32,
     },
+    /// The codec could not be set up.
+    #[error("codec: {0}")]
+    Codec(#[from] CodecError),
     /// A socket call failed.
     #[error("RTP socket: {0}")]
     Io(#[from] std::io::Error),
@@ -156,15 +176,19 @@ impl RtpSession {
     /// Starts sending and receiving per `neg` between `endpoint` and the far end.
     pub fn start(sockets: RtpSockets, neg: Negotiated, endpoint: Endpoint) -> Result<RtpSession, RtpSessionError> {
         let (source, sink) = endpoint.into_parts();
-        for rate in [source.rate(), sink.rate()] {
-            if rate != SampleRate::Hz8000 {
-                return Err(RtpSessionError::RateMismatch { endpoint: rate.hz(), codec: 8000 });
+        // G.711 wants its own rate; Opus resamples (see the module's doc).
+        if !matches!(neg.codec, Codec::Opus) {
+            for rate in [source.rate(), sink.rate()] {
+                if rate != SampleRate::Hz8000 {
+                    return Err(RtpSessionError::RateMismatch { endpoint: rate.hz(), codec: 8000 });
+                }
             }
         }
+        let codec = for_codec(neg.codec)?;
         let port = sockets.port();
         let cancel = CancellationToken::new();
         let stats = Arc::new(RtpStats::default());
-        let state = Loop::new(sockets, neg, source, sink, stats.clone());
+        let state = Loop::new(sockets, neg, codec, source, sink, stats.clone());
         let task = tokio::spawn(state.run(cancel.clone()));
         Ok(RtpSession { cancel, task, stats, port })
     }
@@ -197,6 +221,15 @@ impl RtpSession {
 struct Loop {
     sockets: RtpSockets,
     neg: Negotiated,
+    codec: Box<dyn AudioCodec>,
+    /// Endpoint source rate to codec rate.
+    up: StreamResampler,
+    /// Codec rate to endpoint sink rate.
+    down: StreamResampler,
+    /// A frame at the codec's rate, for encoding and decoding.
+    coded: Frame,
+    /// Extended sequence number of the last packet decoded (Opus's gap handling).
+    last_decoded: Option<u64>,
     source: Box<dyn FrameSource>,
     sink: Box<dyn FrameSink>,
     stats: Arc<RtpStats>,
@@ -228,15 +261,23 @@ impl Loop {
     fn new(
         sockets: RtpSockets,
         neg: Negotiated,
+        codec: Box<dyn AudioCodec>,
         source: Box<dyn FrameSource>,
         sink: Box<dyn FrameSink>,
         stats: Arc<RtpStats>,
     ) -> Loop {
         let mut rng = rand::thread_rng();
         let remote_rtcp = SocketAddr::new(neg.remote.ip(), neg.remote.port().wrapping_add(1));
+        let rate = codec.rate();
+        let jitter_rate = sink.rate();
         Loop {
             sockets,
             neg,
+            up: StreamResampler::new(source.rate(), rate),
+            down: StreamResampler::new(rate, sink.rate()),
+            coded: Frame::silence(rate),
+            codec,
+            last_decoded: None,
             source,
             sink,
             stats,
@@ -247,7 +288,7 @@ impl Loop {
             timestamp: rng.gen(),
             octets: 0,
             tracker: SequenceTracker::new(),
-            jitter: JitterBuffer::new(SampleRate::Hz8000, DEFAULT_DEPTH),
+            jitter: JitterBuffer::new(jitter_rate, DEFAULT_DEPTH),
             first_ext_seq: None,
             received: 0,
             last_expected: 0,
@@ -266,7 +307,7 @@ impl Loop {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
         let mut rtcp_at = tokio::time::Instant::now() + randomised_interval(RTCP_INTERVAL, rand::random::<f64>()) / 2;
         let (mut rtp_buf, mut rtcp_buf) = (vec![0u8; 2048], vec![0u8; 2048]);
-        let mut frame = Frame::silence(SampleRate::Hz8000);
+        let mut frame = Frame::silence(self.source.rate());
         loop {
             tokio::select! {
                 _ = cancel.cancelled() => break,
@@ -300,17 +341,28 @@ impl Loop {
             SourcePoll::Ready => {}
             // Nothing yet, or the source ended: keep sending silence so the far end's timing
             // and any NAT binding stay alive.
-            SourcePoll::NotYet => frame.reset(SampleRate::Hz8000),
+            SourcePoll::NotYet => frame.reset(self.source.rate()),
             SourcePoll::Ended => {
                 if !self.stats.source_ended.swap(true, Ordering::Relaxed) {
                     tracing::debug!("rtp: source ended");
                 }
-                frame.reset(SampleRate::Hz8000);
+                frame.reset(self.source.rate());
             }
         }
+        if frame.rate() != self.source.rate() {
+            // A source that broke its promise of a rate: send silence rather than garbage.
+            frame.reset(self.source.rate());
+        }
         self.stats.tx_level_cdb.store(frame_level_cdb(frame.samples()), Ordering::Relaxed);
-        let mut payload = [0u8; 160];
-        let n = self.neg.codec.law().encode_into(frame.samples(), &mut payload);
+        self.up.process(frame.samples(), self.coded.samples_mut());
+        let mut payload = [0u8; 1500];
+        let n = match self.codec.encode(self.coded.samples(), &mut payload) {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::warn!("rtp: encoding failed: {e}");
+                return;
+            }
+        };
         let header = RtpHeader {
             marker: self.stats.sent.load(Ordering::Relaxed) == 0,
             payload_type: self.neg.payload_type,
@@ -324,7 +376,7 @@ impl Loop {
             }
         }
         self.seq = self.seq.wrapping_add(1);
-        self.timestamp = self.timestamp.wrapping_add(n as u32);
+        self.timestamp = self.timestamp.wrapping_add(self.codec.clock_rate() / 50);
         self.octets = self.octets.wrapping_add(n as u32);
         self.stats.sent.fetch_add(1, Ordering::Relaxed);
     }
@@ -377,6 +429,7 @@ impl Loop {
             tracing::info!("rtp: new SSRC {:#010x}", pkt.header.ssrc);
             self.jitter.reset();
             self.first_ext_seq = None;
+            self.last_decoded = None;
             self.last_transit = None;
         }
         self.stats.received.fetch_add(1, Ordering::Relaxed);
@@ -397,18 +450,44 @@ impl Loop {
             }
             return;
         }
-        if pkt.payload.len() != 160 {
-            return self
-                .reject(from, &format_args!("{} bytes of G.711, only 20 ms packets are played", pkt.payload.len()));
+        let seq = seen.extended_seq;
+        if matches!(self.neg.codec, Codec::Opus) {
+            // Opus's decoder is stateful: decode in order only, and fill gaps with its own FEC/PLC.
+            match self.last_decoded {
+                Some(last) if seq <= last => return,
+                Some(last) if seq - last - 1 <= MAX_DECODER_CONCEAL => {
+                    // PLC for all but the last missing frame, which the new packet's FEC rebuilds.
+                    for lost in last + 1..seq {
+                        let ok = if lost + 1 == seq {
+                            self.codec.recover(pkt.payload, self.coded.samples_mut())
+                        } else {
+                            self.codec.conceal(self.coded.samples_mut())
+                        };
+                        if ok {
+                            self.push_coded(lost);
+                        }
+                    }
+                }
+                _ => {}
+            }
         }
-        let mut frame = Frame::silence(SampleRate::Hz8000);
-        self.neg.codec.law().decode_into(pkt.payload, frame.samples_mut());
-        self.jitter.push(seen.extended_seq, &frame);
+        if let Err(e) = self.codec.decode(pkt.payload, self.coded.samples_mut()) {
+            return self.reject(from, &e);
+        }
+        self.last_decoded = Some(seq);
+        self.push_coded(seq);
+    }
+
+    /// Converts the frame in `coded` to the sink's rate and stores it for playout.
+    fn push_coded(&mut self, seq: u64) {
+        let mut frame = Frame::silence(self.sink.rate());
+        self.down.process(self.coded.samples(), frame.samples_mut());
+        self.jitter.push(seq, &frame);
     }
 
     /// Interarrival jitter, RFC 3550 §6.4.1 / A.8, in timestamp units.
     fn update_jitter(&mut self, ts: u32) {
-        let arrival = (self.started.elapsed().as_micros() as i64) * 8 / 1000;
+        let arrival = (self.started.elapsed().as_micros() as i64) * i64::from(self.codec.clock_rate()) / 1_000_000;
         let transit = arrival - ts as i64;
         if let Some(prev) = self.last_transit {
             let d = (transit - prev).abs() as f64;

@@ -127,3 +127,92 @@ async fn ports_come_in_even_odd_pairs_and_a_full_range_is_an_error() {
     let err = RtpSession::start(s, neg(Codec::Pcmu, SocketAddr::new(LO, 9)), wide).err().unwrap();
     assert!(matches!(err, RtpSessionError::RateMismatch { endpoint: 16000, codec: 8000 }));
 }
+
+/// Forwards UDP from `from` to `to` (one way only), dropping every packet whose index `drop` picks.
+async fn lossy_relay(from: u16, to: SocketAddr, drop: fn(u64) -> bool) -> (u16, tokio::task::JoinHandle<()>) {
+    let sock = tokio::net::UdpSocket::bind((LO, 0)).await.unwrap();
+    let port = sock.local_addr().unwrap().port();
+    let task = tokio::spawn(async move {
+        let mut buf = [0u8; 2048];
+        let mut k = 0u64;
+        while let Ok((n, src)) = sock.recv_from(&mut buf).await {
+            if src.port() != from {
+                continue;
+            }
+            k += 1;
+            if !drop(k) {
+                let _ = sock.send_to(&buf[..n], to).await;
+            }
+        }
+    });
+    (port, task)
+}
+
+#[tokio::test]
+async fn opus_carries_a_tone_between_8khz_endpoints_and_conceals_losses() {
+    let dir = tempfile::tempdir().unwrap();
+    let rec = dir.path().join("rec.wav");
+    let a_sock = RtpSockets::bind(LO, 46000, 47999).await.unwrap();
+    let b_sock = RtpSockets::bind(LO, 46000, 47999).await.unwrap();
+    let b_port = b_sock.port();
+    // Every 10th packet from A to B is lost on the way (10%: what the encoder plans for).
+    let (relay, relay_task) = lossy_relay(a_sock.port(), SocketAddr::new(LO, b_port), |k| k > 20 && k % 10 == 0).await;
+    let mut na = neg(Codec::Opus, SocketAddr::new(LO, relay));
+    na.payload_type = 111;
+    let a_ep = Endpoint::new(
+        Box::new(WavSource::from_samples(tone_samples(1020.0, 2000), SampleRate::Hz8000)),
+        Box::new(NullEndpoint::new(SampleRate::Hz8000)),
+    );
+    let b_ep = Endpoint::new(
+        Box::new(NullEndpoint::new(SampleRate::Hz8000)),
+        Box::new(WavSink::create(&rec, SampleRate::Hz8000).unwrap()),
+    );
+    let a = RtpSession::start(a_sock, na, a_ep).unwrap();
+    let mut nb = neg(Codec::Opus, SocketAddr::new(LO, 9));
+    nb.payload_type = 111;
+    let b = RtpSession::start(b_sock, nb, b_ep).unwrap();
+    let started = Instant::now();
+    while !a.stats().source_ended.load(Ordering::Relaxed) {
+        assert!(started.elapsed() < Duration::from_secs(6), "the tone did not end");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let received = b.stats().received.load(Ordering::Relaxed);
+    assert!(received >= 80, "received {received}");
+    assert_eq!(b.stats().rejected.load(Ordering::Relaxed), 0);
+    // The decoder filled each gap itself (PLC; FEC where the frame was speech), so the jitter
+    // buffer had little to conceal.
+    assert!(
+        b.stats().concealed.load(Ordering::Relaxed) <= 5,
+        "concealed {}",
+        b.stats().concealed.load(Ordering::Relaxed)
+    );
+    a.stop().await.unwrap();
+    b.stop().await.unwrap();
+    relay_task.abort();
+    let got: Vec<i16> = hound::WavReader::open(&rec).unwrap().samples::<i16>().map(Result::unwrap).collect();
+    assert!(got.len() >= 14000, "recorded {} samples", got.len());
+    // Past the codec's start-up, the tone is there at the right pitch and level, with no dropout.
+    let steady = &got[1600..14000];
+    let f = dominant_crossing_freq(steady);
+    assert!((f - 1020.0).abs() < 15.0, "recorded {f} Hz");
+    let level = frame_level_cdb(steady) as f64 / 100.0;
+    assert!((level + 6.0).abs() < 2.0, "recorded at {level} dBFS");
+    for (i, w) in steady.chunks(160).enumerate() {
+        let peak = w.iter().map(|s| s.unsigned_abs()).max().unwrap();
+        assert!(peak > 5000, "frame {i} is quiet (peak {peak})");
+    }
+}
+
+#[tokio::test]
+async fn opus_takes_48khz_endpoints_but_g711_does_not() {
+    let s = RtpSockets::bind(LO, 45100, 45199).await.unwrap();
+    let mut n = neg(Codec::Opus, SocketAddr::new(LO, 9));
+    n.payload_type = 111;
+    let session = RtpSession::start(s, n, NullEndpoint::endpoint(SampleRate::Hz48000)).unwrap();
+    session.stop().await.unwrap();
+    let s = RtpSockets::bind(LO, 45100, 45199).await.unwrap();
+    let err =
+        RtpSession::start(s, neg(Codec::Pcma, SocketAddr::new(LO, 9)), NullEndpoint::endpoint(SampleRate::Hz48000));
+    assert!(matches!(err, Err(RtpSessionError::RateMismatch { endpoint: 48000, codec: 8000 })));
+}

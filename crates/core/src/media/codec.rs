@@ -1,0 +1,201 @@
+//! The codec an RTP session runs: one trait over G.711 and Opus, plus the streaming resampler
+//! that joins a codec's rate to the endpoint's.
+//!
+//! An [`AudioCodec`] turns 20 ms of PCM at its own rate ([`AudioCodec::rate`]) into a payload and
+//! back, and may conceal a lost frame or rebuild one from the next packet's FEC. G.711 can do
+//! neither (the jitter buffer conceals for it); Opus does both inside libopus.
+
+use thiserror::Error;
+
+use super::frame::SampleRate;
+use super::g711::Law;
+use super::offer_answer::Codec;
+use super::opus::{OpusDecoder, OpusEncoder, OpusError, MAX_PAYLOAD};
+use super::resample::resample;
+
+/// Why a payload could not be encoded or decoded.
+#[derive(Debug, Error)]
+pub enum CodecError {
+    /// A G.711 payload that is not 20 ms.
+    #[error("{0} bytes of G.711, only 20 ms packets are played")]
+    G711Length(usize),
+    /// Opus failed.
+    #[error(transparent)]
+    Opus(#[from] OpusError),
+}
+
+/// Encodes and decodes one stream's audio, 20 ms at a time.
+pub trait AudioCodec: Send {
+    /// The PCM rate it encodes from and decodes to.
+    fn rate(&self) -> SampleRate;
+    /// The RTP clock rate (the timestamp advances `clock_rate / 50` per 20 ms frame).
+    fn clock_rate(&self) -> u32;
+    /// Encodes one frame (`rate().frame_samples()` samples) into `out`; returns the length.
+    fn encode(&mut self, pcm: &[i16], out: &mut [u8]) -> Result<usize, CodecError>;
+    /// Decodes one payload into `out` (one frame at `rate()`).
+    fn decode(&mut self, payload: &[u8], out: &mut [i16]) -> Result<(), CodecError>;
+    /// Conceals one lost frame into `out`; false if the codec cannot (the jitter buffer does).
+    fn conceal(&mut self, _out: &mut [i16]) -> bool {
+        false
+    }
+    /// Rebuilds the frame before `next` from `next`'s FEC; false if the codec cannot.
+    fn recover(&mut self, _next: &[u8], _out: &mut [i16]) -> bool {
+        false
+    }
+}
+
+/// The codec for a negotiated [`Codec`].
+pub fn for_codec(codec: Codec) -> Result<Box<dyn AudioCodec>, CodecError> {
+    Ok(match codec {
+        Codec::Pcmu => Box::new(G711(Law::Mu)),
+        Codec::Pcma => Box::new(G711(Law::A)),
+        Codec::Opus => Box::new(Opus { enc: OpusEncoder::new()?, dec: OpusDecoder::new()? }),
+    })
+}
+
+/// G.711 at 8 kHz: one byte per sample.
+struct G711(Law);
+
+impl AudioCodec for G711 {
+    fn rate(&self) -> SampleRate {
+        SampleRate::Hz8000
+    }
+
+    fn clock_rate(&self) -> u32 {
+        8000
+    }
+
+    fn encode(&mut self, pcm: &[i16], out: &mut [u8]) -> Result<usize, CodecError> {
+        Ok(self.0.encode_into(pcm, out))
+    }
+
+    fn decode(&mut self, payload: &[u8], out: &mut [i16]) -> Result<(), CodecError> {
+        if payload.len() != out.len() {
+            return Err(CodecError::G711Length(payload.len()));
+        }
+        self.0.decode_into(payload, out);
+        Ok(())
+    }
+}
+
+/// Opus at 48 kHz mono (see [`super::opus`]).
+struct Opus {
+    enc: OpusEncoder,
+    dec: OpusDecoder,
+}
+
+impl AudioCodec for Opus {
+    fn rate(&self) -> SampleRate {
+        SampleRate::Hz48000
+    }
+
+    fn clock_rate(&self) -> u32 {
+        48000
+    }
+
+    fn encode(&mut self, pcm: &[i16], out: &mut [u8]) -> Result<usize, CodecError> {
+        let n = out.len().min(MAX_PAYLOAD);
+        Ok(self.enc.encode(pcm, &mut out[..n])?)
+    }
+
+    fn decode(&mut self, payload: &[u8], out: &mut [i16]) -> Result<(), CodecError> {
+        Ok(self.dec.decode(payload, out)?)
+    }
+
+    fn conceal(&mut self, out: &mut [i16]) -> bool {
+        self.dec.conceal(out).is_ok()
+    }
+
+    fn recover(&mut self, next: &[u8], out: &mut [i16]) -> bool {
+        self.dec.decode_fec(next, out).is_ok()
+    }
+}
+
+/// Resamples a stream frame by frame without a seam at each frame edge: it keeps the last input
+/// samples of the previous frame and runs the block resampler ([`resample`]) over them plus the
+/// new frame, so interpolation (up) and the averaging filter (down) see across the edge. Costs
+/// under one input sample of delay. Allocates per frame, so it belongs on a task, never in a
+/// real-time audio callback.
+pub struct StreamResampler {
+    from: u32,
+    to: u32,
+    history: Vec<i16>,
+    input: Vec<i16>,
+}
+
+impl StreamResampler {
+    /// A resampler from `from` to `to` (rates whose ratio is a whole number, as ours are).
+    pub fn new(from: SampleRate, to: SampleRate) -> StreamResampler {
+        let (from, to) = (from.hz(), to.hz());
+        let keep = if from > to { (from / to) as usize } else { 1 };
+        StreamResampler { from, to, history: vec![0; keep], input: Vec::new() }
+    }
+
+    /// Resamples one frame `input` (at `from`) into `out` (one frame at `to`).
+    pub fn process(&mut self, input: &[i16], out: &mut [i16]) {
+        if self.from == self.to {
+            out.copy_from_slice(input);
+            return;
+        }
+        self.input.clear();
+        self.input.extend_from_slice(&self.history);
+        self.input.extend_from_slice(input);
+        let converted = resample(&self.input, self.from, self.to);
+        let skip = if self.to > self.from {
+            // The first output of the new frame sits one output step after the last history
+            // sample: interpolating from it, instead of holding the frame's last sample.
+            1
+        } else {
+            (self.history.len() as u64 * self.to as u64 / self.from as u64) as usize
+        };
+        let n = out.len().min(converted.len().saturating_sub(skip));
+        out[..n].copy_from_slice(&converted[skip..skip + n]);
+        let keep = self.history.len();
+        self.history.copy_from_slice(&input[input.len() - keep..]);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sine(freq: f64, rate: u32, start: usize, n: usize) -> Vec<i16> {
+        (start..start + n)
+            .map(|i| (10000.0 * (2.0 * std::f64::consts::PI * freq * i as f64 / rate as f64).sin()) as i16)
+            .collect()
+    }
+
+    #[test]
+    fn stream_resampler_has_no_seams() {
+        for (from, to) in [(SampleRate::Hz8000, SampleRate::Hz48000), (SampleRate::Hz48000, SampleRate::Hz8000)] {
+            let mut r = StreamResampler::new(from, to);
+            let mut all = Vec::new();
+            for k in 0..10 {
+                let input = sine(1000.0, from.hz(), k * from.frame_samples(), from.frame_samples());
+                let mut out = vec![0; to.frame_samples()];
+                r.process(&input, &mut out);
+                all.extend(out);
+            }
+            // Past the first frame, consecutive samples of a 1 kHz sine never jump more than
+            // its steepest slope allows (plus rounding).
+            let max_step = 10000.0 * 2.0 * std::f64::consts::PI * 1000.0 / to.hz() as f64 * 1.2 + 4.0;
+            for (i, w) in all.windows(2).enumerate().skip(to.frame_samples()) {
+                let d = (f64::from(w[1]) - f64::from(w[0])).abs();
+                assert!(d <= max_step, "{}->{}: step {d} at {i}", from.hz(), to.hz());
+            }
+        }
+    }
+
+    #[test]
+    fn g711_rejects_wrong_lengths_and_opus_conceals() {
+        let mut g = for_codec(Codec::Pcmu).unwrap();
+        let mut out = [0i16; 160];
+        assert!(matches!(g.decode(&[0xFF; 80], &mut out), Err(CodecError::G711Length(80))));
+        assert!(!g.conceal(&mut out));
+        let mut o = for_codec(Codec::Opus).unwrap();
+        assert_eq!((o.rate(), o.clock_rate()), (SampleRate::Hz48000, 48000));
+        let mut pcm48 = [0i16; 960];
+        assert!(o.conceal(&mut pcm48));
+        assert!(o.decode(&[], &mut pcm48).is_err());
+    }
+}
