@@ -100,13 +100,22 @@ pub struct Uas {
 }
 
 impl Uas {
-    /// Starts the UAS in `dir` on free ports.
+    /// Starts the built-in UAS in `dir` on free ports.
     pub fn echo(dir: &std::path::Path) -> Uas {
+        Uas::start(dir, None)
+    }
+
+    /// Starts `tests/sipp/<scenario>.xml` (None: the built-in UAS) in `dir` on free ports, echoing
+    /// RTP, for one call.
+    pub fn start(dir: &std::path::Path, scenario: Option<&str>) -> Uas {
         let (port, media) = (crate::kamailio::free_udp_tcp_port(), crate::kamailio::free_udp_tcp_port());
-        let child = Command::new(PROGRAM)
+        let mut cmd = Command::new(PROGRAM);
+        match scenario {
+            Some(name) => cmd.arg("-sf").arg(crate::repo_root().join(format!("tests/sipp/{name}.xml"))),
+            None => cmd.args(["-sn", "uas"]),
+        };
+        let child = cmd
             .args([
-                "-sn",
-                "uas",
                 "-i",
                 "127.0.0.1",
                 "-p",

@@ -3,22 +3,13 @@
 //! microphone picks up travels out as RTP, comes back through SIPp's echo and reaches the
 //! speaker. Both checked by content on a recording of the speaker sink.
 
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use serde_json::json;
 use sipdesk_e2e::audio::{analyse, read_wav, write_tone_wav};
 use sipdesk_e2e::desk_rig::{self, call, DeskRig};
 use sipdesk_e2e::pipewire::{self, PipeWire};
-
-struct Callee(Child);
-
-impl Drop for Callee {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use sipdesk_e2e::sipp::Uas;
 
 #[test]
 fn ringback_then_the_microphone_through_the_call_to_the_speaker() {
@@ -33,30 +24,7 @@ fn ringback_then_the_microphone_through_the_call_to_the_speaker() {
     audio.set_default_sink("spk");
     audio.set_default_source("mic.monitor");
     let rig = DeskRig::new();
-    let (port, media) = (sipdesk_e2e::kamailio::free_udp_tcp_port(), sipdesk_e2e::kamailio::free_udp_tcp_port());
-    let _callee = Callee(
-        Command::new("sipp")
-            .arg("-sf")
-            .arg(sipdesk_e2e::repo_root().join("tests/sipp/uas_ring_then_answer.xml"))
-            .args([
-                "-i",
-                "127.0.0.1",
-                "-p",
-                &port.to_string(),
-                "-mp",
-                &media.to_string(),
-                "-rtp_echo",
-                "-m",
-                "1",
-                "-nostdin",
-            ])
-            .current_dir(rig.dir.path())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let callee = Uas::start(rig.dir.path(), Some("uas_ring_then_answer"));
     let env: Vec<(&str, String)> = audio.env();
     let env_ref: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let mut run = rig.run(&["--audio", "device"], &env_ref);
@@ -64,7 +32,7 @@ fn ringback_then_the_microphone_through_the_call_to_the_speaker() {
         (rig.dir.path().join("ringing.wav"), rig.dir.path().join("talk.wav"), rig.dir.path().join("mic700.wav"));
     write_tone_wav(&mic_wav, 700.0, 48000, 6.0, -12.0, 0.0);
     let mut recording = audio.record("spk.monitor", 8000, &ringing_wav);
-    let dialed = run.command(json!({"id": 1, "cmd": "dial", "uri": format!("sip:callee@127.0.0.1:{port}")}));
+    let dialed = run.command(json!({"id": 1, "cmd": "dial", "uri": format!("sip:callee@127.0.0.1:{}", callee.port)}));
     let call_id = dialed["result"]["call_id"].as_str().unwrap().to_string();
     run.wait_for("ringing", Duration::from_secs(5), call("ringing"));
     run.wait_for("active", Duration::from_secs(10), call("active"));

@@ -21,7 +21,7 @@ use crate::sip::{message, request};
 
 /// RTP ports come from this range (even for RTP, odd for RTCP) unless `SIPDESK_RTP_PORTS=MIN-MAX`
 /// says otherwise (firewalls often open only a fixed range).
-pub(super) fn rtp_ports() -> (u16, u16) {
+fn rtp_ports() -> (u16, u16) {
     const DEFAULT: (u16, u16) = (16384, 32767);
     let Ok(v) = std::env::var("SIPDESK_RTP_PORTS") else { return DEFAULT };
     match v.split_once('-').map(|(a, b)| (a.trim().parse::<u16>(), b.trim().parse::<u16>())) {
@@ -35,6 +35,12 @@ pub(super) fn rtp_ports() -> (u16, u16) {
             DEFAULT
         }
     }
+}
+
+/// Binds a call's RTP/RTCP port pair on `ip` from the configured range.
+pub(super) async fn bind_rtp(ip: std::net::IpAddr) -> Result<RtpSockets, crate::media::rtp_session::RtpSessionError> {
+    let (min, max) = rtp_ports();
+    RtpSockets::bind(ip, min, max).await
 }
 
 /// The audio endpoint a new call plugs into, from `--audio`.
@@ -264,18 +270,6 @@ impl Desk {
         });
     }
 
-    fn call_event(
-        &self,
-        call_id: &str,
-        account_id: i64,
-        state: &'static str,
-        remote: &str,
-        codec: Option<&'static str>,
-        reason: Option<&'static str>,
-    ) {
-        self.call_event_dir("in", call_id, account_id, state, remote, codec, reason);
-    }
-
     #[allow(clippy::too_many_arguments)]
     pub(super) fn call_event_dir(
         &self,
@@ -329,20 +323,21 @@ impl Desk {
         call_id: &str,
     ) -> &'static str {
         let remote = caller_id(&inv.invite);
+        let ev = |state, codec, reason| self.call_event_dir("in", call_id, account_id, state, &remote, codec, reason);
         if !ours {
             inv.reject(404, "Not Found", &[], &mut requests).await;
-            self.call_event(call_id, account_id, "ended", &remote, None, Some("not_found"));
+            ev("ended", None, Some("not_found"));
             return "not_found";
         }
         if self.dnd() {
             inv.reject(486, "Busy Here", &[], &mut requests).await;
-            self.call_event(call_id, account_id, "ended", &remote, None, Some("dnd"));
+            ev("ended", None, Some("dnd"));
             return "dnd";
         }
         inv.provisional(100, "Trying", None).await;
         // Reserve our RTP ports now so the answer can name them.
         let local_ip = inv_local_ip(&inv);
-        let rtp = match RtpSockets::bind(local_ip, rtp_ports().0, rtp_ports().1).await {
+        let rtp = match bind_rtp(local_ip).await {
             Ok(s) => s,
             Err(e) => {
                 tracing::error!("no RTP port: {e}");
@@ -367,22 +362,22 @@ impl Desk {
                 )
                 .await;
                 let reason = if code == 488 { "incompatible_media" } else { "bad_request" };
-                self.call_event(call_id, account_id, "ended", &remote, None, Some(reason));
+                ev("ended", None, Some(reason));
                 return reason;
             }
             None => {
                 // Offerless INVITEs (offer in the 200, answer in the ACK) are not supported yet.
                 inv.reject(488, "Not Acceptable Here", &[], &mut requests).await;
-                self.call_event(call_id, account_id, "ended", &remote, None, Some("incompatible_media"));
+                ev("ended", None, Some("incompatible_media"));
                 return "incompatible_media";
             }
         };
         let codec = Some(negotiated.codec.name());
-        self.call_event(call_id, account_id, "incoming", &remote, codec, None);
+        ev("incoming", codec, None);
         let auto = answer_after(&inv.invite).or(self.inner.auto_answer.then_some(std::time::Duration::ZERO));
         if auto != Some(std::time::Duration::ZERO) {
             inv.provisional(180, "Ringing", None).await;
-            self.call_event(call_id, account_id, "ringing", &remote, codec, None);
+            ev("ringing", codec, None);
             let _ring = super::tones::play(&self.inner.audio, crate::media::tone::ToneSpec::ring());
             let ring = tokio::time::sleep(RING_TIMEOUT);
             tokio::pin!(ring);
@@ -398,21 +393,21 @@ impl Desk {
                     _ = &mut auto_answer => break,
                     _ = &mut ring => {
                         inv.reject(480, "Temporarily Unavailable", &[], &mut requests).await;
-                        self.call_event(call_id, account_id, "ended", &remote, codec, Some("no_answer"));
+                        ev("ended", codec, Some("no_answer"));
                         return "no_answer";
                     }
                     cmd = commands.recv() => match cmd {
                         Some(CallCommand::Answer) => break,
                         Some(CallCommand::Reject | CallCommand::Hangup) | None => {
                             inv.reject(603, "Decline", &[], &mut requests).await;
-                            self.call_event(call_id, account_id, "ended", &remote, codec, Some("rejected"));
+                            ev("ended", codec, Some("rejected"));
                             return "rejected";
                         }
                     },
                     req = requests.recv() => match req {
                         Some(req) => if let Err(AnswerError::Cancelled) = inv.on_pending_request(&req).await {
                             inv.reject(487, "Request Terminated", &[], &mut requests).await;
-                            self.call_event(call_id, account_id, "ended", &remote, codec, Some("cancelled"));
+                            ev("ended", codec, Some("cancelled"));
                             return "cancelled";
                         },
                         None => return "network_down",
@@ -428,7 +423,7 @@ impl Desk {
                     AnswerError::NoAck => "no_ack",
                     _ => "network_down",
                 };
-                self.call_event(call_id, account_id, "ended", &remote, codec, Some(reason));
+                ev("ended", codec, Some(reason));
                 return reason;
             }
         };
@@ -439,11 +434,11 @@ impl Desk {
             Err(e) => {
                 tracing::error!(call_id, "cannot start the call's audio: {e}");
                 self.hangup(inv.endpoint(), &mut dialog).await;
-                self.call_event(call_id, account_id, "ended", &remote, codec, Some("media_error"));
+                ev("ended", codec, Some("media_error"));
                 return "media_error";
             }
         };
-        self.call_event(call_id, account_id, "active", &remote, codec, None);
+        ev("active", codec, None);
         let levels = self.report_levels(call_id, &media);
         let mut offers = Renegotiation { sdp: &mut sdp, local, contact: inv.contact().to_string() };
         let reason = self.confirmed(inv.endpoint(), &mut dialog, &mut requests, &mut commands, &mut offers).await;
@@ -451,7 +446,7 @@ impl Desk {
         if let Err(e) = media.stop().await {
             tracing::warn!(call_id, "closing the call's audio: {e}");
         }
-        self.call_event(call_id, account_id, "ended", &remote, codec, Some(reason));
+        ev("ended", codec, Some(reason));
         reason
     }
 

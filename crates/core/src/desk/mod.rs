@@ -264,6 +264,15 @@ impl Desk {
         self.with_store(|s| s.history(limit.clamp(1, 1000)))
     }
 
+    /// The account outgoing calls use by default: the stored default, else the environment's.
+    pub fn default_account_id(&self) -> Option<i64> {
+        self.with_store(|s| s.default_account_id()).ok().flatten().or_else(|| self.env_account_id())
+    }
+
+    fn env_account_id(&self) -> Option<i64> {
+        self.inner.env_account.as_ref().ok().and_then(Option::as_ref).map(|a| a.id)
+    }
+
     /// Sends a command to a live call.
     pub fn call_command(&self, call_id: &str, cmd: CallCommand) -> Result<(), ApiError> {
         if self.inner.calls.command(call_id, cmd) {
@@ -301,7 +310,7 @@ impl Desk {
             instance_error: lock_or_recover(&self.inner.instance_error).clone(),
             env_account_error: env_error,
             db_path: self.inner.db_path.display().to_string(),
-            default_account_id: default_account_id.or_else(|| accounts.first().map(|a| a.account.id)),
+            default_account_id: default_account_id.or_else(|| self.env_account_id()),
             accounts,
         }
     }

@@ -4,10 +4,10 @@
 
 use tokio::sync::mpsc;
 
-use super::calls::{audio_endpoint, lock, rtp_ports, CallCommand, CallEntry, Renegotiation};
+use super::calls::{audio_endpoint, bind_rtp, lock, CallCommand, CallEntry, Renegotiation};
 use super::{ApiError, Desk};
 use crate::media::offer_answer::{LocalMedia, MediaPolicy, SdpSession};
-use crate::media::rtp_session::{RtpSession, RtpSockets};
+use crate::media::rtp_session::RtpSession;
 use crate::media::sdp::Direction;
 use crate::sip::invite_client::{InviteResult, OutgoingInvite, Progress};
 use crate::sip::request;
@@ -49,10 +49,9 @@ impl Desk {
     pub fn dial(&self, target: &str, account_id: Option<i64>) -> Result<String, ApiError> {
         let account_id = match account_id {
             Some(id) => id,
-            None => self
-                .desk_status()
-                .default_account_id
-                .ok_or_else(|| ApiError::new("no_account", "no SIP account to call from"))?,
+            None => {
+                self.default_account_id().ok_or_else(|| ApiError::new("no_account", "no SIP account to call from"))?
+            }
         };
         let account = lock(&self.inner.loaded)
             .get(&account_id)
@@ -98,7 +97,7 @@ impl Desk {
             return "network_down";
         };
         let local_ip = ep.flow().local().ip();
-        let rtp = match RtpSockets::bind(local_ip, rtp_ports().0, rtp_ports().1).await {
+        let rtp = match bind_rtp(local_ip).await {
             Ok(s) => s,
             Err(e) => {
                 tracing::error!("no RTP port: {e}");

@@ -36,7 +36,7 @@ pub async fn run(db: Option<PathBuf>, args: CallArgs) -> ExitCode {
 }
 
 async fn place(desk: &Desk, args: &CallArgs, events: &mut broadcast::Receiver<EventEnvelope>) -> ExitCode {
-    let account = args.account.or_else(|| desk.desk_status().default_account_id);
+    let account = args.account;
     // Wait until the account can carry a call (it has a flow to its server).
     let deadline = tokio::time::Instant::now() + REGISTER_WAIT;
     let call_id = loop {

@@ -3,6 +3,7 @@
 mod account_cmd;
 mod call_cmd;
 mod cli;
+mod history_cmd;
 mod run_cmd;
 
 use std::process::ExitCode;
@@ -20,7 +21,7 @@ fn main() -> ExitCode {
         cli::Command::Account { cmd } => account_cmd::run(args.db, cmd),
         cli::Command::Run(run) => with_runtime(run_cmd::run(args.db, run)),
         cli::Command::Call(call) => with_runtime(call_cmd::run(args.db, call)),
-        cli::Command::History { json, limit } => account_cmd::history(args.db, json, limit),
+        cli::Command::History { json, limit } => history_cmd::run(args.db, json, limit),
     }
 }
 
