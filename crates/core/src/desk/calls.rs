@@ -123,6 +123,8 @@ pub enum CallCommand {
     Reject,
     /// End the call (CANCEL, reject or BYE, as fits its state).
     Hangup,
+    /// Mute (true) or unmute (false) the microphone towards the far end.
+    Mute(bool),
 }
 
 /// A live call's handles, kept by the desk.
@@ -398,6 +400,7 @@ impl Desk {
                     }
                     cmd = commands.recv() => match cmd {
                         Some(CallCommand::Answer) => break,
+                        Some(CallCommand::Mute(_)) => {}
                         Some(CallCommand::Reject | CallCommand::Hangup) | None => {
                             inv.reject(603, "Decline", &[], &mut requests).await;
                             ev("ended", codec, Some("rejected"));
@@ -441,7 +444,7 @@ impl Desk {
         ev("active", codec, None);
         let levels = self.report_levels(call_id, &media);
         let mut offers = Renegotiation { sdp: &mut sdp, local, contact: inv.contact().to_string() };
-        let reason = self.confirmed(inv.endpoint(), &mut dialog, &mut requests, &mut commands, &mut offers).await;
+        let reason = self.confirmed(inv.endpoint(), &mut dialog, &mut requests, &mut commands, &mut offers, &media).await;
         drop(levels);
         if let Err(e) = media.stop().await {
             tracing::warn!(call_id, "closing the call's audio: {e}");
@@ -458,6 +461,7 @@ impl Desk {
         requests: &mut CallRequests,
         commands: &mut mpsc::UnboundedReceiver<CallCommand>,
         offers: &mut Renegotiation<'_>,
+        media: &RtpSession,
     ) -> &'static str {
         loop {
             tokio::select! {
@@ -490,12 +494,17 @@ impl Desk {
                         }
                     }
                 }
-                cmd = commands.recv() => {
-                    if matches!(cmd, Some(CallCommand::Hangup) | None) {
+                cmd = commands.recv() => match cmd {
+                    Some(CallCommand::Hangup) | None => {
                         self.hangup(ep, dialog).await;
                         return "local_hangup";
                     }
-                }
+                    Some(CallCommand::Mute(on)) => {
+                        media.set_muted(on);
+                        self.emit(Event::Mute { call_id: dialog.id.call_id.clone(), on });
+                    }
+                    Some(CallCommand::Answer | CallCommand::Reject) => {}
+                },
             }
         }
         "network_down"

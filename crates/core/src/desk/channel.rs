@@ -60,6 +60,18 @@ pub fn handle_line(desk: &Desk, line: &str) -> Value {
                 Err(e) => error(id, e.code, &e.message),
             }
         }
+        "mute" => {
+            let Some(call_id) = obj.get("call_id").and_then(Value::as_str) else {
+                return error(id, "invalid_argument", "missing \"call_id\"");
+            };
+            let Some(on) = obj.get("on").and_then(Value::as_bool) else {
+                return error(id, "invalid_argument", "\"on\" must be true or false");
+            };
+            match desk.call_command(call_id, CallCommand::Mute(on)) {
+                Ok(()) => ack(id, json!({ "on": on })),
+                Err(e) => error(id, e.code, &e.message),
+            }
+        }
         other => error(id, "unknown_command", &format!("unknown command {:?}", truncate(other))),
     }
 }

@@ -65,6 +65,13 @@ pub enum Event {
         /// Level of what we send, dBFS (-120: silence).
         tx_dbfs: f64,
     },
+    /// A call's microphone was muted or unmuted.
+    Mute {
+        /// The call.
+        call_id: String,
+        /// Whether it is muted now.
+        on: bool,
+    },
     /// Do-not-disturb was turned on or off.
     Dnd {
         /// Whether it is on.

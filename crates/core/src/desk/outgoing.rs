@@ -187,7 +187,7 @@ impl Desk {
         ev("active", codec, None);
         let levels = self.report_levels(&call_id, &media);
         let mut offers = Renegotiation { sdp: &mut sdp, local, contact };
-        let reason = self.confirmed(&ep, &mut dialog, requests, commands, &mut offers).await;
+        let reason = self.confirmed(&ep, &mut dialog, requests, commands, &mut offers, &media).await;
         drop(levels);
         if let Err(e) = media.stop().await {
             tracing::warn!(call_id, "closing the call's audio: {e}");

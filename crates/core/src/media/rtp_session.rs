@@ -131,6 +131,8 @@ pub struct RtpStats {
     pub rx_level_cdb: std::sync::atomic::AtomicI32,
     /// Level of the last frame sent, in hundredths of dBFS (0 = never measured).
     pub tx_level_cdb: std::sync::atomic::AtomicI32,
+    /// Microphone mute: while set, silence is sent in place of the source's audio.
+    pub muted: AtomicBool,
 }
 
 impl RtpStats {
@@ -201,6 +203,11 @@ impl RtpSession {
     /// A shared handle on the live counters, for a task that reports them.
     pub fn stats_handle(&self) -> Arc<RtpStats> {
         self.stats.clone()
+    }
+
+    /// Mutes or unmutes what we send (the source is still drained, so it stays in step).
+    pub fn set_muted(&self, on: bool) {
+        self.stats.muted.store(on, Ordering::Relaxed);
     }
 
     /// Counters of this session.
@@ -349,8 +356,8 @@ impl Loop {
                 frame.reset(self.source.rate());
             }
         }
-        if frame.rate() != self.source.rate() {
-            // A source that broke its promise of a rate: send silence rather than garbage.
+        if frame.rate() != self.source.rate() || self.stats.muted.load(Ordering::Relaxed) {
+            // Muted, or a source that broke its promise of a rate: send silence.
             frame.reset(self.source.rate());
         }
         self.stats.tx_level_cdb.store(frame_level_cdb(frame.samples()), Ordering::Relaxed);
