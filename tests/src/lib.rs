@@ -8,6 +8,7 @@ pub mod desk_rig;
 pub mod events_schema;
 pub mod kamailio;
 pub mod pipewire;
+pub mod relay;
 pub mod scripted_peer;
 pub mod sipdesk;
 pub mod sipp;

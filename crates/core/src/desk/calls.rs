@@ -37,6 +37,22 @@ fn rtp_ports() -> (u16, u16) {
     }
 }
 
+/// The address our SDP advertises for media: `SIPDESK_MEDIA_ADDRESS` when set (the public
+/// address of a NAT that forwards the RTP port range unchanged), else the address we bind.
+/// Symmetric RTP then latches onto whatever really sends from there.
+pub(super) fn media_address(bound: std::net::IpAddr) -> std::net::IpAddr {
+    let Ok(v) = std::env::var("SIPDESK_MEDIA_ADDRESS") else { return bound };
+    match v.trim().parse::<std::net::IpAddr>() {
+        Ok(ip) if ip.is_ipv4() == bound.is_ipv4() => ip,
+        _ => {
+            tracing::warn!(
+                "SIPDESK_MEDIA_ADDRESS {v:?} is not an IP address of the call's family; advertising {bound}"
+            );
+            bound
+        }
+    }
+}
+
 /// Binds a call's RTP/RTCP port pair on `ip` from the configured range.
 pub(super) async fn bind_rtp(ip: std::net::IpAddr) -> Result<RtpSockets, crate::media::rtp_session::RtpSessionError> {
     let (min, max) = rtp_ports();
@@ -347,7 +363,7 @@ impl Desk {
                 return "media_error";
             }
         };
-        let local = LocalMedia { address: local_ip, port: rtp.port(), direction: Direction::SendRecv };
+        let local = LocalMedia { address: media_address(local_ip), port: rtp.port(), direction: Direction::SendRecv };
         let mut sdp = SdpSession::new(MediaPolicy::from_env(), crate::desk::now_ms());
         let offer = inv.offer().map(|b| String::from_utf8_lossy(b).into_owned());
         let (answer, negotiated) = match offer.as_deref().map(|o| sdp.answer(o, local)) {
@@ -442,9 +458,10 @@ impl Desk {
             }
         };
         ev("active", codec, None);
-        let levels = self.report_levels(call_id, &media);
+        let levels = self.report_levels(call_id, &media, negotiated.codec.name());
         let mut offers = Renegotiation { sdp: &mut sdp, local, contact: inv.contact().to_string() };
-        let reason = self.confirmed(inv.endpoint(), &mut dialog, &mut requests, &mut commands, &mut offers, &media).await;
+        let reason =
+            self.confirmed(inv.endpoint(), &mut dialog, &mut requests, &mut commands, &mut offers, &media).await;
         drop(levels);
         if let Err(e) = media.stop().await {
             tracing::warn!(call_id, "closing the call's audio: {e}");
@@ -510,17 +527,21 @@ impl Desk {
         "network_down"
     }
 
-    /// Publishes the call's audio levels every 200 ms until the returned guard is dropped.
-    pub(super) fn report_levels(&self, call_id: &str, media: &RtpSession) -> LevelReports {
+    /// Publishes the call's audio levels every 200 ms and its reception figures every 5 s,
+    /// until the returned guard is dropped.
+    pub(super) fn report_levels(&self, call_id: &str, media: &RtpSession, codec: &'static str) -> LevelReports {
         let stats = media.stats_handle();
         let (desk, id) = (self.clone(), call_id.to_string());
         let task = tokio::spawn(async move {
             let mut tick = tokio::time::interval(std::time::Duration::from_millis(200));
-            loop {
+            for n in 1u64.. {
                 tick.tick().await;
                 let (rx_dbfs, tx_dbfs) =
                     ((stats.rx_dbfs() * 10.0).round() / 10.0, (stats.tx_dbfs() * 10.0).round() / 10.0);
                 desk.emit(Event::CallLevel { call_id: id.clone(), rx_dbfs, tx_dbfs });
+                if n % 25 == 0 {
+                    desk.emit(super::events::call_stats(&id, codec, &stats));
+                }
             }
         });
         LevelReports(task)

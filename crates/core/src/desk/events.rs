@@ -65,6 +65,33 @@ pub enum Event {
         /// Level of what we send, dBFS (-120: silence).
         tx_dbfs: f64,
     },
+    /// Reception figures of a live call, every 5 s.
+    CallStats {
+        /// The call.
+        call_id: String,
+        /// Negotiated codec.
+        codec: &'static str,
+        /// RTP packets received.
+        packets_received: u64,
+        /// Packets that never arrived.
+        packets_lost: u64,
+        /// Lost as a percentage of expected.
+        loss_pct: f64,
+        /// Interarrival jitter (RFC 3550), ms.
+        jitter_ms: f64,
+        /// Delay the jitter buffer adds, ms.
+        buffer_ms: f64,
+        /// Delay the jitter buffer aims at, ms.
+        target_ms: f64,
+        /// Packets that came after their turn and were dropped.
+        late: u64,
+        /// 20 ms frames concealed (lost or late).
+        concealed: u64,
+        /// Loss the far end reports of our audio (its last RTCP report), percent.
+        remote_loss_pct: Option<f64>,
+        /// Jitter the far end reports of our audio, ms.
+        remote_jitter_ms: Option<f64>,
+    },
     /// A call's microphone was muted or unmuted.
     Mute {
         /// The call.
@@ -106,6 +133,32 @@ impl EventEnvelope {
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+/// A `call_stats` event from a session's live counters.
+pub fn call_stats(call_id: &str, codec: &'static str, s: &crate::media::rtp_session::RtpStats) -> Event {
+    use crate::media::rtp_session::NOT_REPORTED;
+    use std::sync::atomic::Ordering::Relaxed;
+    let round1 = |v: f64| (v * 10.0).round() / 10.0;
+    let (received, lost) = (s.received.load(Relaxed), s.lost.load(Relaxed));
+    let expected = received + lost;
+    let clock = if codec.eq_ignore_ascii_case("opus") { 48.0 } else { 8.0 };
+    let remote_loss = s.remote_fraction_lost.load(Relaxed);
+    let remote_jitter = s.remote_jitter.load(Relaxed);
+    Event::CallStats {
+        call_id: call_id.to_string(),
+        codec,
+        packets_received: received,
+        packets_lost: lost,
+        loss_pct: if expected == 0 { 0.0 } else { round1(lost as f64 * 100.0 / expected as f64) },
+        jitter_ms: round1(s.jitter_us.load(Relaxed) as f64 / 1000.0),
+        buffer_ms: round1(s.buffer_us.load(Relaxed) as f64 / 1000.0),
+        target_ms: round1(s.target_us.load(Relaxed) as f64 / 1000.0),
+        late: s.late.load(Relaxed),
+        concealed: s.concealed.load(Relaxed),
+        remote_loss_pct: (remote_loss != NOT_REPORTED).then(|| round1(remote_loss as f64 * 100.0 / 256.0)),
+        remote_jitter_ms: (remote_jitter != NOT_REPORTED).then(|| round1(remote_jitter as f64 / clock)),
+    }
 }
 
 #[cfg(test)]

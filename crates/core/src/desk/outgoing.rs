@@ -106,7 +106,11 @@ impl Desk {
             }
         };
         let mut sdp = SdpSession::new(MediaPolicy::from_env(), crate::desk::now_ms());
-        let local = LocalMedia { address: local_ip, port: rtp.port(), direction: Direction::SendRecv };
+        let local = LocalMedia {
+            address: super::calls::media_address(local_ip),
+            port: rtp.port(),
+            direction: Direction::SendRecv,
+        };
         let offer = sdp.offer(local);
         let contact = invite.contact().to_string();
         ev("calling", None, None);
@@ -185,7 +189,7 @@ impl Desk {
             }
         };
         ev("active", codec, None);
-        let levels = self.report_levels(&call_id, &media);
+        let levels = self.report_levels(&call_id, &media, negotiated.codec.name());
         let mut offers = Renegotiation { sdp: &mut sdp, local, contact };
         let reason = self.confirmed(&ep, &mut dialog, requests, commands, &mut offers, &media).await;
         drop(levels);

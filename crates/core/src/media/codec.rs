@@ -2,8 +2,8 @@
 //! that joins a codec's rate to the endpoint's.
 //!
 //! An [`AudioCodec`] turns 20 ms of PCM at its own rate ([`AudioCodec::rate`]) into a payload and
-//! back, and may conceal a lost frame or rebuild one from the next packet's FEC. G.711 can do
-//! neither (the jitter buffer conceals for it); Opus does both inside libopus.
+//! back, and may conceal a lost frame or rebuild one from the next packet's FEC. G.711 conceals
+//! by repeating its last frame at falling gain; Opus does both inside libopus.
 
 use thiserror::Error;
 
@@ -34,7 +34,7 @@ pub trait AudioCodec: Send {
     fn encode(&mut self, pcm: &[i16], out: &mut [u8]) -> Result<usize, CodecError>;
     /// Decodes one payload into `out` (one frame at `rate()`).
     fn decode(&mut self, payload: &[u8], out: &mut [i16]) -> Result<(), CodecError>;
-    /// Conceals one lost frame into `out`; false if the codec cannot (the jitter buffer does).
+    /// Conceals one lost frame into `out`; false if the codec cannot (the caller plays silence).
     fn conceal(&mut self, _out: &mut [i16]) -> bool {
         false
     }
@@ -47,14 +47,27 @@ pub trait AudioCodec: Send {
 /// The codec for a negotiated [`Codec`].
 pub fn for_codec(codec: Codec) -> Result<Box<dyn AudioCodec>, CodecError> {
     Ok(match codec {
-        Codec::Pcmu => Box::new(G711(Law::Mu)),
-        Codec::Pcma => Box::new(G711(Law::A)),
+        Codec::Pcmu => Box::new(G711::new(Law::Mu)),
+        Codec::Pcma => Box::new(G711::new(Law::A)),
         Codec::Opus => Box::new(Opus { enc: OpusEncoder::new()?, dec: OpusDecoder::new()? }),
     })
 }
 
-/// G.711 at 8 kHz: one byte per sample.
-struct G711(Law);
+/// Concealed G.711 frames before it goes quiet (100 ms).
+const G711_MAX_CONCEAL: u32 = 5;
+
+/// G.711 at 8 kHz: one byte per sample; keeps the last frame to conceal a loss with.
+struct G711 {
+    law: Law,
+    last: [i16; 160],
+    concealed: u32,
+}
+
+impl G711 {
+    fn new(law: Law) -> G711 {
+        G711 { law, last: [0; 160], concealed: 0 }
+    }
+}
 
 impl AudioCodec for G711 {
     fn rate(&self) -> SampleRate {
@@ -66,15 +79,33 @@ impl AudioCodec for G711 {
     }
 
     fn encode(&mut self, pcm: &[i16], out: &mut [u8]) -> Result<usize, CodecError> {
-        Ok(self.0.encode_into(pcm, out))
+        Ok(self.law.encode_into(pcm, out))
     }
 
     fn decode(&mut self, payload: &[u8], out: &mut [i16]) -> Result<(), CodecError> {
         if payload.len() != out.len() {
             return Err(CodecError::G711Length(payload.len()));
         }
-        self.0.decode_into(payload, out);
+        self.law.decode_into(payload, out);
+        self.last.copy_from_slice(out);
+        self.concealed = 0;
         Ok(())
+    }
+
+    /// Repeats the last frame, each repetition half as loud as the one before and ramping down
+    /// inside the frame so there is no step; after 100 ms, silence.
+    fn conceal(&mut self, out: &mut [i16]) -> bool {
+        self.concealed += 1;
+        if self.concealed > G711_MAX_CONCEAL || out.len() != self.last.len() {
+            out.fill(0);
+            return true;
+        }
+        let g0 = 0.5f32.powi(self.concealed as i32 - 1);
+        let n = out.len() as f32;
+        for (i, (o, s)) in out.iter_mut().zip(&self.last).enumerate() {
+            *o = (*s as f32 * g0 * (1.0 - 0.5 * i as f32 / n)) as i16;
+        }
+        true
     }
 }
 
@@ -191,7 +222,14 @@ mod tests {
         let mut g = for_codec(Codec::Pcmu).unwrap();
         let mut out = [0i16; 160];
         assert!(matches!(g.decode(&[0xFF; 80], &mut out), Err(CodecError::G711Length(80))));
-        assert!(!g.conceal(&mut out));
+        g.decode(&[0x80; 160], &mut out).unwrap();
+        let loud = out[0];
+        assert!(g.conceal(&mut out) && out[0] == loud, "first repeat starts at full level");
+        assert!(g.conceal(&mut out) && out[0] == loud / 2, "then halves");
+        for _ in 0..4 {
+            g.conceal(&mut out);
+        }
+        assert!(out.iter().all(|&s| s == 0), "quiet after 100 ms");
         let mut o = for_codec(Codec::Opus).unwrap();
         assert_eq!((o.rate(), o.clock_rate()), (SampleRate::Hz48000, 48000));
         let mut pcm48 = [0i16; 960];

@@ -1,50 +1,77 @@
-//! A fixed jitter buffer for 20 ms audio packets, with loss concealment for G.711.
+//! An adaptive jitter buffer for 20 ms RTP audio packets.
 //!
-//! Packets go in keyed by their extended sequence number (from [`super::rtp::SequenceTracker`]),
-//! already decoded to frames; the playout clock takes one frame out every 20 ms. Playout starts
-//! once `depth` frames are held (60 ms by default), which absorbs that much network jitter at the
-//! cost of that much delay. A missing frame is concealed by repeating the last one at falling
-//! gain (G.711 has no concealment of its own; Appendix I of G.711 does better, later), and a long
-//! gap goes quiet and buffers again. The slots are allocated once; nothing allocates afterwards.
+//! Packets go in still encoded, keyed by extended sequence number, as they arrive; playout takes
+//! them out in order, one per 20 ms, and the caller decodes there, so Opus's decoder sees its
+//! packets in order and can rebuild a lost one from the next packet's FEC.
+//!
+//! *Target.* Every arrival's transit (arrival clock minus RTP timestamp) goes into a window of
+//! the last 5 s. The spread from the window's minimum to its 95th percentile is the jitter to
+//! absorb; the target delay is that plus [`MARGIN_MS`], held within 20..=200 ms.
+//!
+//! *Delay.* Measured on each packet played: how long it waited here, plus how much later than
+//! the window's fastest packet it arrived (a late-comer waits less for the same playout point).
+//!
+//! *Adjustment.* [`JitterBuffer::rate_ratio`] tells the caller's [`super::playout::Stretcher`]
+//! to consume 2% faster or slower until the delay meets the target, so the playout clock drifts
+//! (no ear hears 2%) instead of jumping (a click). A packet whose turn has passed is dropped as
+//! late; a missing one is reported so the caller conceals it. Slots are allocated once.
 
-use super::frame::{Frame, SampleRate};
+use std::time::Instant;
 
-/// Default depth: 3 frames = 60 ms.
-pub const DEFAULT_DEPTH: usize = 3;
+/// Lowest target delay (one packet).
+pub const MIN_TARGET_MS: f64 = 20.0;
+/// Highest target delay.
+pub const MAX_TARGET_MS: f64 = 200.0;
+/// Safety added to the measured jitter.
+pub const MARGIN_MS: f64 = 10.0;
+/// Target until the window holds a second of arrivals (a guess that rarely clips).
+const START_TARGET_MS: f64 = 60.0;
+/// Arrivals in the window (5 s of 20 ms packets).
+const WINDOW: usize = 250;
+/// Slots: room for the highest target plus as much again of early arrivals.
+const SLOTS: usize = 24;
+/// Largest payload kept (an Opus packet is at most 1275 bytes).
+const MAX_PAYLOAD: usize = 1500;
+/// Missing packets in a row that are concealed before the buffer skips ahead or refills.
+pub const MAX_CONCEAL: u32 = 5;
+/// How far the playout clock may drift from real time while adjusting.
+const DRIFT: f64 = 0.02;
 
-/// Concealed frames before giving up and going quiet (100 ms).
-const MAX_CONCEAL: u32 = 5;
-
-/// What happened to a pushed frame.
+/// What happened to a pushed packet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Pushed {
     /// Stored for playout.
     Accepted,
-    /// Already held or already played.
+    /// Already held.
     Duplicate,
     /// Its turn to play has passed.
     Late,
+    /// Too big to be one 20 ms audio packet.
+    TooLarge,
     /// So far ahead of playout that the stream must have jumped: the buffer restarted from it.
     Resynced,
 }
 
-/// What the playout clock got.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Playout {
-    /// A received frame.
-    Frame,
-    /// A lost frame, concealed from the previous one.
-    Concealed,
-    /// Nothing to play (filling up, or a long gap): silence.
-    Silence,
+/// What playout got for the next 20 ms.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Take<'a> {
+    /// The packet to decode.
+    Packet(&'a [u8]),
+    /// The packet is missing: conceal it (from `next`'s FEC when that one is here).
+    Missing {
+        /// The following packet, if it has arrived.
+        next: Option<&'a [u8]>,
+    },
+    /// Nothing to play (filling up, or after a long gap): silence.
+    Nothing,
 }
 
 /// Counters for statistics and RTCP.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct JitterStats {
-    /// Frames played as received.
+    /// Packets played as received.
     pub played: u64,
-    /// Frames concealed.
+    /// Packets concealed.
     pub concealed: u64,
     /// Packets dropped as late.
     pub late: u64,
@@ -57,40 +84,65 @@ pub struct JitterStats {
 struct Slot {
     seq: u64,
     full: bool,
-    frame: Frame,
+    len: usize,
+    arrival: Instant,
+    transit_ms: f64,
+    payload: Box<[u8; MAX_PAYLOAD]>,
 }
 
-/// The buffer.
+/// The buffer (see the module's doc).
 pub struct JitterBuffer {
     slots: Vec<Slot>,
-    depth: usize,
-    rate: SampleRate,
+    clock_rate: f64,
+    epoch: Instant,
     /// Next sequence to play; None while filling.
     next: Option<u64>,
-    /// Highest sequence already played or skipped, to tell late packets.
-    played_up_to: Option<u64>,
     held: usize,
-    last: Frame,
-    conceal_run: u32,
+    missing_run: u32,
+    /// Timestamp unwrapping: last raw timestamp and its extended value.
+    last_ts: Option<(u32, i64)>,
+    window: [f64; WINDOW],
+    window_len: usize,
+    window_at: usize,
+    scratch: [f64; WINDOW],
+    min_transit: f64,
+    target_ms: f64,
+    delay_ms: Option<f64>,
+    /// -1 slower, 0 steady, +1 faster.
+    drift: i8,
     stats: JitterStats,
 }
 
 impl JitterBuffer {
-    /// A buffer that starts playing when `depth` frames are held.
-    pub fn new(rate: SampleRate, depth: usize) -> JitterBuffer {
-        let depth = depth.max(1);
-        // Room for the depth plus as much again of early arrivals.
-        let capacity = depth * 4 + 4;
-        let slots = (0..capacity).map(|_| Slot { seq: 0, full: false, frame: Frame::silence(rate) }).collect();
+    /// An empty buffer for a stream whose RTP clock runs at `clock_rate` Hz.
+    pub fn new(clock_rate: u32) -> JitterBuffer {
+        let epoch = Instant::now();
+        let slots = (0..SLOTS)
+            .map(|_| Slot {
+                seq: 0,
+                full: false,
+                len: 0,
+                arrival: epoch,
+                transit_ms: 0.0,
+                payload: Box::new([0; MAX_PAYLOAD]),
+            })
+            .collect();
         JitterBuffer {
             slots,
-            depth,
-            rate,
+            clock_rate: f64::from(clock_rate.max(1)),
+            epoch,
             next: None,
-            played_up_to: None,
             held: 0,
-            last: Frame::silence(rate),
-            conceal_run: 0,
+            missing_run: 0,
+            last_ts: None,
+            window: [0.0; WINDOW],
+            window_len: 0,
+            window_at: 0,
+            scratch: [0.0; WINDOW],
+            min_transit: 0.0,
+            target_ms: START_TARGET_MS,
+            delay_ms: None,
+            drift: 0,
             stats: JitterStats::default(),
         }
     }
@@ -100,7 +152,7 @@ impl JitterBuffer {
         self.stats
     }
 
-    /// Frames held.
+    /// Packets held.
     pub fn len(&self) -> usize {
         self.held
     }
@@ -110,31 +162,57 @@ impl JitterBuffer {
         self.held == 0
     }
 
-    /// Forgets everything (a new SSRC starts a new stream).
+    /// The delay the buffer aims at, ms.
+    pub fn target_ms(&self) -> f64 {
+        self.target_ms
+    }
+
+    /// The delay the buffer adds now (smoothed), ms; 0 before anything played.
+    pub fn delay_ms(&self) -> f64 {
+        self.delay_ms.unwrap_or(0.0)
+    }
+
+    /// How fast playout should consume frames: 1.0 steady, a little above to shrink the delay,
+    /// a little below to grow it.
+    pub fn rate_ratio(&self) -> f64 {
+        1.0 + f64::from(self.drift) * DRIFT
+    }
+
+    /// Forgets the stream (a new SSRC starts a new one); the counters stay.
     pub fn reset(&mut self) {
         self.slots.iter_mut().for_each(|s| s.full = false);
         self.held = 0;
         self.next = None;
-        self.played_up_to = None;
-        self.conceal_run = 0;
+        self.missing_run = 0;
+        self.last_ts = None;
+        self.window_len = 0;
+        self.window_at = 0;
+        self.target_ms = START_TARGET_MS;
+        self.delay_ms = None;
+        self.drift = 0;
     }
 
-    /// Stores the frame with extended sequence number `seq`.
-    pub fn push(&mut self, seq: u64, frame: &Frame) -> Pushed {
-        if self.played_up_to.is_some_and(|p| seq <= p) {
-            self.stats.late += 1;
-            return Pushed::Late;
+    /// Stores packet `seq` (extended sequence number) with RTP `timestamp`, arrived at `now`.
+    pub fn push(&mut self, seq: u64, timestamp: u32, payload: &[u8], now: Instant) -> Pushed {
+        if payload.len() > MAX_PAYLOAD {
+            return Pushed::TooLarge;
         }
-        let cap = self.slots.len() as u64;
-        let base = self.next.or(self.played_up_to.map(|p| p + 1)).or_else(|| self.lowest_held()).unwrap_or(seq);
         let mut result = Pushed::Accepted;
-        if seq >= base + cap {
+        let base = self.next.or_else(|| self.lowest_held()).unwrap_or(seq);
+        let behind = self.next.is_none() && seq + (SLOTS as u64) <= base;
+        if seq >= base + SLOTS as u64 || behind {
+            // Far outside the window: the sender jumped. Start over from this packet.
             self.reset();
             self.stats.resyncs += 1;
             result = Pushed::Resynced;
         }
-        let i = (seq % cap) as usize;
-        let slot = &mut self.slots[i];
+        // Every arrival, even a late one, tells how much jitter there is.
+        let transit = self.observe_transit(timestamp, now);
+        if self.next.is_some_and(|n| seq < n) {
+            self.stats.late += 1;
+            return Pushed::Late;
+        }
+        let slot = &mut self.slots[(seq % SLOTS as u64) as usize];
         if slot.full && slot.seq == seq {
             self.stats.duplicates += 1;
             return Pushed::Duplicate;
@@ -144,138 +222,122 @@ impl JitterBuffer {
         }
         slot.seq = seq;
         slot.full = true;
-        slot.frame.clone_from(frame);
+        slot.len = payload.len();
+        slot.payload[..payload.len()].copy_from_slice(payload);
+        slot.arrival = now;
+        slot.transit_ms = transit;
         result
+    }
+
+    /// Takes what plays next, at `now`.
+    pub fn take(&mut self, now: Instant) -> Take<'_> {
+        let next = match self.next {
+            Some(n) => n,
+            None => {
+                // Start once the oldest packet has waited the target delay.
+                let Some(low) = self.lowest_held() else { return Take::Nothing };
+                let slot = &self.slots[(low % SLOTS as u64) as usize];
+                let waited = now.saturating_duration_since(slot.arrival).as_secs_f64() * 1000.0;
+                if waited + (slot.transit_ms - self.min_transit) < self.target_ms - 10.0 {
+                    return Take::Nothing;
+                }
+                low
+            }
+        };
+        let i = (next % SLOTS as u64) as usize;
+        if self.slots[i].full && self.slots[i].seq == next {
+            self.next = Some(next + 1);
+            self.missing_run = 0;
+            self.held -= 1;
+            self.slots[i].full = false;
+            let (arrival, transit) = (self.slots[i].arrival, self.slots[i].transit_ms);
+            self.measure_delay(now, arrival, transit);
+            self.stats.played += 1;
+            let slot = &self.slots[i];
+            return Take::Packet(&slot.payload[..slot.len]);
+        }
+        self.missing_run += 1;
+        if self.missing_run > MAX_CONCEAL {
+            // A long gap: skip to what is held, or go quiet and refill.
+            self.missing_run = 0;
+            match self.lowest_held() {
+                Some(low) => {
+                    self.next = Some(low);
+                    return self.take(now);
+                }
+                None => {
+                    self.next = None;
+                    return Take::Nothing;
+                }
+            }
+        }
+        self.next = Some(next + 1);
+        self.stats.concealed += 1;
+        let j = ((next + 1) % SLOTS as u64) as usize;
+        let following = &self.slots[j];
+        let next_payload = (following.full && following.seq == next + 1).then(|| &following.payload[..following.len]);
+        Take::Missing { next: next_payload }
     }
 
     fn lowest_held(&self) -> Option<u64> {
         self.slots.iter().filter(|s| s.full).map(|s| s.seq).min()
     }
 
-    /// Takes the next 20 ms of audio into `out`.
-    pub fn pop(&mut self, out: &mut Frame) -> Playout {
-        let next = match self.next {
-            Some(n) => n,
-            None if self.held >= self.depth => {
-                let low = self.lowest_held().unwrap_or(0);
-                self.next = Some(low);
-                low
-            }
-            None => {
-                out.reset(self.rate);
-                return Playout::Silence;
-            }
+    /// Records an arrival's transit in the window and updates the target; returns the transit.
+    fn observe_transit(&mut self, timestamp: u32, now: Instant) -> f64 {
+        let ext = match self.last_ts {
+            Some((raw, ext)) => ext + i64::from(timestamp.wrapping_sub(raw) as i32),
+            None => 0,
         };
-        self.next = Some(next + 1);
-        self.played_up_to = Some(next);
-        let cap = self.slots.len() as u64;
-        let slot = &mut self.slots[(next % cap) as usize];
-        if slot.full && slot.seq == next {
-            slot.full = false;
-            self.held -= 1;
-            out.clone_from(&slot.frame);
-            self.last.clone_from(&slot.frame);
-            self.conceal_run = 0;
-            self.stats.played += 1;
-            return Playout::Frame;
+        self.last_ts = Some((timestamp, ext));
+        let arrival_ms = now.saturating_duration_since(self.epoch).as_secs_f64() * 1000.0;
+        let transit = arrival_ms - ext as f64 * 1000.0 / self.clock_rate;
+        let previous = self.window[(self.window_at + WINDOW - 1) % WINDOW];
+        if self.window_len > 0 && (transit - previous).abs() > 2000.0 {
+            // The sender's clock jumped (a restart, a new talk spurt numbered oddly): old
+            // transits say nothing about the new ones.
+            self.window_len = 0;
+            self.window_at = 0;
         }
-        self.conceal_run += 1;
-        if self.conceal_run > MAX_CONCEAL {
-            // A long gap: stop inventing audio and fill up again before playing.
-            if self.held == 0 {
-                self.next = None;
-            }
-            out.reset(self.rate);
-            return Playout::Silence;
-        }
-        // Repeat the last frame, fading: each concealed frame is half as loud as the one before,
-        // with a ramp inside the frame so the step is not a click.
-        let n = self.last.samples().len();
-        let g0 = 0.5f32.powi(self.conceal_run as i32 - 1);
-        out.reset(self.rate);
-        for (i, (o, s)) in out.samples_mut().iter_mut().zip(self.last.samples()).enumerate() {
-            let g = g0 * (1.0 - 0.5 * i as f32 / n as f32);
-            *o = (*s as f32 * g) as i16;
-        }
-        self.stats.concealed += 1;
-        Playout::Concealed
+        self.window[self.window_at] = transit;
+        self.window_at = (self.window_at + 1) % WINDOW;
+        self.window_len = (self.window_len + 1).min(WINDOW);
+        let n = self.window_len;
+        self.scratch[..n].copy_from_slice(&self.window[..n]);
+        let values = &mut self.scratch[..n];
+        let k95 = (n * 95 / 100).min(n - 1);
+        let (_, p95, _) = values.select_nth_unstable_by(k95, f64::total_cmp);
+        let p95 = *p95;
+        self.min_transit = values.iter().copied().fold(f64::INFINITY, f64::min);
+        let target = (p95 - self.min_transit + MARGIN_MS).clamp(MIN_TARGET_MS, MAX_TARGET_MS);
+        // Until a second of arrivals is in, do not trust a low estimate.
+        self.target_ms = if n < 50 { target.max(START_TARGET_MS) } else { target };
+        transit
+    }
+
+    /// Updates the smoothed delay from a packet played now and chooses the drift.
+    fn measure_delay(&mut self, now: Instant, arrival: Instant, transit: f64) {
+        let waited = now.saturating_duration_since(arrival).as_secs_f64() * 1000.0;
+        let delay = waited + (transit - self.min_transit).max(0.0);
+        let smoothed = match self.delay_ms {
+            Some(d) => d + (delay - d) * 0.1,
+            None => delay,
+        };
+        self.delay_ms = Some(smoothed);
+        let error = smoothed - self.target_ms;
+        // Hysteresis: start adjusting beyond 15 ms off, stop within 3 ms.
+        self.drift = if error > 15.0 {
+            1
+        } else if error < -15.0 {
+            -1
+        } else if error.abs() < 3.0 {
+            0
+        } else {
+            self.drift
+        };
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn frame(v: i16) -> Frame {
-        Frame::from_samples(SampleRate::Hz8000, &[v; 160]).unwrap()
-    }
-
-    fn play(jb: &mut JitterBuffer, n: usize) -> Vec<(Playout, i16)> {
-        let mut out = Frame::silence(SampleRate::Hz8000);
-        (0..n)
-            .map(|_| {
-                let p = jb.pop(&mut out);
-                (p, out.samples()[0])
-            })
-            .collect()
-    }
-
-    #[test]
-    fn fills_to_depth_then_plays_in_sequence_order() {
-        let mut jb = JitterBuffer::new(SampleRate::Hz8000, 3);
-        assert_eq!(jb.push(101, &frame(101)), Pushed::Accepted);
-        assert_eq!(play(&mut jb, 1), vec![(Playout::Silence, 0)]);
-        jb.push(100, &frame(100));
-        jb.push(102, &frame(102));
-        assert_eq!(jb.len(), 3);
-        assert_eq!(play(&mut jb, 3), vec![(Playout::Frame, 100), (Playout::Frame, 101), (Playout::Frame, 102)]);
-        assert!(jb.is_empty());
-    }
-
-    #[test]
-    fn duplicates_and_late_packets_are_dropped() {
-        let mut jb = JitterBuffer::new(SampleRate::Hz8000, 2);
-        jb.push(10, &frame(10));
-        assert_eq!(jb.push(10, &frame(10)), Pushed::Duplicate);
-        jb.push(11, &frame(11));
-        play(&mut jb, 2);
-        assert_eq!(jb.push(10, &frame(10)), Pushed::Late);
-        assert_eq!(jb.push(11, &frame(11)), Pushed::Late);
-        assert_eq!(jb.stats(), JitterStats { played: 2, late: 2, duplicates: 1, ..Default::default() });
-    }
-
-    #[test]
-    fn loss_is_concealed_by_fading_repeats_then_silence() {
-        let mut jb = JitterBuffer::new(SampleRate::Hz8000, 1);
-        jb.push(0, &frame(1000));
-        let out = play(&mut jb, 8);
-        assert_eq!(out[0], (Playout::Frame, 1000));
-        assert_eq!(out[1], (Playout::Concealed, 1000));
-        assert_eq!(out[2], (Playout::Concealed, 500));
-        assert_eq!(out[5], (Playout::Concealed, 62));
-        assert_eq!(out[6], (Playout::Silence, 0));
-        // After the gap it fills again and plays what arrives next.
-        jb.push(40, &frame(40));
-        assert_eq!(play(&mut jb, 1), vec![(Playout::Frame, 40)]);
-    }
-
-    #[test]
-    fn a_single_loss_is_concealed_and_playout_continues() {
-        let mut jb = JitterBuffer::new(SampleRate::Hz8000, 2);
-        for s in [0u64, 1, 3, 4] {
-            jb.push(s, &frame(s as i16 + 1));
-        }
-        let kinds: Vec<Playout> = play(&mut jb, 5).into_iter().map(|(p, _)| p).collect();
-        assert_eq!(kinds, vec![Playout::Frame, Playout::Frame, Playout::Concealed, Playout::Frame, Playout::Frame]);
-    }
-
-    #[test]
-    fn a_jump_far_ahead_resyncs() {
-        let mut jb = JitterBuffer::new(SampleRate::Hz8000, 1);
-        jb.push(5, &frame(5));
-        play(&mut jb, 1);
-        assert_eq!(jb.push(5000, &frame(9)), Pushed::Resynced);
-        assert_eq!(play(&mut jb, 1), vec![(Playout::Frame, 9)]);
-        assert_eq!(jb.stats().resyncs, 1);
-    }
-}
+#[path = "jitter_tests.rs"]
+mod tests;

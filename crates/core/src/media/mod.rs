@@ -12,6 +12,7 @@ pub mod g711;
 pub mod jitter;
 pub mod offer_answer;
 pub mod opus;
+pub mod playout;
 pub mod resample;
 pub mod ring;
 pub mod rtcp;

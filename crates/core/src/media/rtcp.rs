@@ -77,6 +77,8 @@ pub enum RtcpReport {
         /// Reporter's SSRC.
         ssrc: u32,
     },
+    /// A reception report block carried by the SR or RR before it: how the reporter hears `ssrc`.
+    Block(ReportBlock),
     /// The source is leaving.
     Bye {
         /// Its SSRC.
@@ -180,6 +182,29 @@ pub fn parse_compound(buf: &[u8]) -> Result<Vec<RtcpReport>, RtcpError> {
             BYE => RtcpReport::Bye { ssrc },
             other => RtcpReport::Other(other),
         });
+        if pt == SR || pt == RR {
+            // Report blocks follow the header (and the sender info of an SR), 24 bytes each;
+            // a count the length cannot hold is cut to what is there.
+            let first = pos + if pt == SR { 28 } else { 8 };
+            let count = (buf[pos] & 0x1F) as usize;
+            for k in 0..count {
+                let at = first + 24 * k;
+                if at + 24 > pos + len {
+                    break;
+                }
+                let lost = word(at + 4);
+                reports.push(RtcpReport::Block(ReportBlock {
+                    ssrc: word(at),
+                    fraction_lost: (lost >> 24) as u8,
+                    // 24-bit two's complement.
+                    cumulative_lost: ((lost << 8) as i32) >> 8,
+                    highest_seq: word(at + 8),
+                    jitter: word(at + 12),
+                    last_sr: word(at + 16),
+                    delay_since_last_sr: word(at + 20),
+                }));
+            }
+        }
         pos += len;
     }
     Ok(reports)
@@ -210,6 +235,7 @@ mod tests {
             got,
             vec![
                 RtcpReport::Sender { ssrc: 42, ntp_middle: 0x3344_5566 },
+                RtcpReport::Block(block),
                 RtcpReport::Other(202),
                 RtcpReport::Bye { ssrc: 42 }
             ]

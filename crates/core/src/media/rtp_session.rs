@@ -14,10 +14,11 @@
 //! endpoint at any supported rate: an 8 kHz endpoint (what calls plug in today) is resampled to
 //! and from 48 kHz by a [`StreamResampler`] here, on the session task, so a device callback never
 //! resamples; a 48 kHz endpoint (a headset opened at its native rate) passes straight through.
-//! The jitter buffer holds frames at the endpoint's rate. Opus frames are decoded as packets
-//! arrive, in order, so the decoder can conceal a gap itself: one lost packet is rebuilt from the
-//! next one's FEC, a longer gap (up to [`MAX_DECODER_CONCEAL`] frames) by the decoder's PLC; a
-//! stream that stops (DTX) is left to the jitter buffer, which conceals briefly and goes quiet.
+//! The adaptive jitter buffer ([`JitterBuffer`]) holds packets still encoded; they are decoded at
+//! playout, in order, so a lost packet is rebuilt from the next one's FEC (Opus) or concealed
+//! (Opus PLC, G.711 repeat-and-fade), and a stream that stops (DTX) goes quiet after 100 ms. The
+//! [`Stretcher`] plays decoded frames a little faster or slower when the buffer's delay is off
+//! its target, then the frame is resampled to the sink's rate.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -32,14 +33,12 @@ use tokio_util::sync::CancellationToken;
 
 use super::codec::{for_codec, AudioCodec, CodecError, StreamResampler};
 use super::frame::{Endpoint, EndpointError, Frame, FrameSink, FrameSource, SampleRate, SourcePoll};
-use super::jitter::{JitterBuffer, Playout, DEFAULT_DEPTH};
+use super::jitter::{JitterBuffer, Pushed, Take};
 use super::offer_answer::Codec;
 use super::offer_answer::Negotiated;
+use super::playout::Stretcher;
 use super::rtcp::{build_compound, ntp_now, parse_compound, randomised_interval, ReportBlock, RtcpReport, SenderInfo};
 use super::rtp::{RtpHeader, RtpPacket, SequenceTracker, TelephoneEvent};
-
-/// Lost frames in a row that the Opus decoder conceals itself when the next packet arrives.
-pub const MAX_DECODER_CONCEAL: u64 = 5;
 
 /// Base RTCP report interval (RFC 3550 §6.2 recommends 5 s).
 const RTCP_INTERVAL: Duration = Duration::from_secs(5);
@@ -133,7 +132,24 @@ pub struct RtpStats {
     pub tx_level_cdb: std::sync::atomic::AtomicI32,
     /// Microphone mute: while set, silence is sent in place of the source's audio.
     pub muted: AtomicBool,
+    /// Packets that arrived after their turn to play (dropped).
+    pub late: AtomicU64,
+    /// Packets lost on the way in (expected minus received, RFC 3550 A.3).
+    pub lost: AtomicU64,
+    /// Interarrival jitter (RFC 3550), microseconds.
+    pub jitter_us: AtomicU64,
+    /// Delay the jitter buffer adds now, microseconds.
+    pub buffer_us: AtomicU64,
+    /// Delay the jitter buffer aims at, microseconds.
+    pub target_us: AtomicU64,
+    /// What the far end last reported of our stream: fraction lost (0-255), or [`NOT_REPORTED`].
+    pub remote_fraction_lost: AtomicU64,
+    /// What the far end last reported of our stream: jitter in its timestamp units, or [`NOT_REPORTED`].
+    pub remote_jitter: AtomicU64,
 }
+
+/// Marks a far-end figure no receiver report has given yet.
+pub const NOT_REPORTED: u64 = u64::MAX;
 
 impl RtpStats {
     /// Level received (dBFS; -120 for silence or before the first frame).
@@ -190,6 +206,8 @@ impl RtpSession {
         let port = sockets.port();
         let cancel = CancellationToken::new();
         let stats = Arc::new(RtpStats::default());
+        stats.remote_fraction_lost.store(NOT_REPORTED, Ordering::Relaxed);
+        stats.remote_jitter.store(NOT_REPORTED, Ordering::Relaxed);
         let state = Loop::new(sockets, neg, codec, source, sink, stats.clone());
         let task = tokio::spawn(state.run(cancel.clone()));
         Ok(RtpSession { cancel, task, stats, port })
@@ -233,10 +251,11 @@ struct Loop {
     up: StreamResampler,
     /// Codec rate to endpoint sink rate.
     down: StreamResampler,
-    /// A frame at the codec's rate, for encoding and decoding.
+    /// A frame at the codec's rate, for encoding.
     coded: Frame,
-    /// Extended sequence number of the last packet decoded (Opus's gap handling).
-    last_decoded: Option<u64>,
+    /// A frame at the codec's rate, for playout.
+    decoded: Frame,
+    stretcher: Stretcher,
     source: Box<dyn FrameSource>,
     sink: Box<dyn FrameSink>,
     stats: Arc<RtpStats>,
@@ -276,15 +295,16 @@ impl Loop {
         let mut rng = rand::thread_rng();
         let remote_rtcp = SocketAddr::new(neg.remote.ip(), neg.remote.port().wrapping_add(1));
         let rate = codec.rate();
-        let jitter_rate = sink.rate();
+        let clock_rate = codec.clock_rate();
         Loop {
             sockets,
             neg,
             up: StreamResampler::new(source.rate(), rate),
             down: StreamResampler::new(rate, sink.rate()),
             coded: Frame::silence(rate),
+            decoded: Frame::silence(rate),
+            stretcher: Stretcher::new(rate.frame_samples()),
             codec,
-            last_decoded: None,
             source,
             sink,
             stats,
@@ -295,7 +315,7 @@ impl Loop {
             timestamp: rng.gen(),
             octets: 0,
             tracker: SequenceTracker::new(),
-            jitter: JitterBuffer::new(jitter_rate, DEFAULT_DEPTH),
+            jitter: JitterBuffer::new(clock_rate),
             first_ext_seq: None,
             received: 0,
             last_expected: 0,
@@ -393,9 +413,32 @@ impl Loop {
         if self.first_ext_seq.is_none() {
             return;
         }
-        if self.jitter.pop(frame) == Playout::Concealed {
-            self.stats.concealed.fetch_add(1, Ordering::Relaxed);
-        }
+        let now = Instant::now();
+        let ratio = self.jitter.rate_ratio();
+        let (jitter, codec, stats) = (&mut self.jitter, &mut self.codec, &self.stats);
+        self.stretcher.produce(self.decoded.samples_mut(), ratio, |pcm: &mut [i16]| {
+            let concealed = match jitter.take(now) {
+                Take::Packet(payload) => match codec.decode(payload, pcm) {
+                    Ok(()) => return,
+                    Err(e) => {
+                        if stats.rejected.fetch_add(1, Ordering::Relaxed) < 10 {
+                            tracing::warn!("rtp: undecodable payload: {e}");
+                        }
+                        codec.conceal(pcm)
+                    }
+                },
+                Take::Missing { next } => {
+                    stats.concealed.fetch_add(1, Ordering::Relaxed);
+                    next.is_some_and(|n| codec.recover(n, pcm)) || codec.conceal(pcm)
+                }
+                Take::Nothing => false,
+            };
+            if !concealed {
+                pcm.fill(0);
+            }
+        });
+        self.down.process(self.decoded.samples(), frame.samples_mut());
+        self.publish_buffer_stats();
         self.stats.rx_level_cdb.store(frame_level_cdb(frame.samples()), Ordering::Relaxed);
         self.sink.put_frame(frame);
     }
@@ -436,7 +479,6 @@ impl Loop {
             tracing::info!("rtp: new SSRC {:#010x}", pkt.header.ssrc);
             self.jitter.reset();
             self.first_ext_seq = None;
-            self.last_decoded = None;
             self.last_transit = None;
         }
         self.stats.received.fetch_add(1, Ordering::Relaxed);
@@ -457,39 +499,27 @@ impl Loop {
             }
             return;
         }
-        let seq = seen.extended_seq;
-        if matches!(self.neg.codec, Codec::Opus) {
-            // Opus's decoder is stateful: decode in order only, and fill gaps with its own FEC/PLC.
-            match self.last_decoded {
-                Some(last) if seq <= last => return,
-                Some(last) if seq - last - 1 <= MAX_DECODER_CONCEAL => {
-                    // PLC for all but the last missing frame, which the new packet's FEC rebuilds.
-                    for lost in last + 1..seq {
-                        let ok = if lost + 1 == seq {
-                            self.codec.recover(pkt.payload, self.coded.samples_mut())
-                        } else {
-                            self.codec.conceal(self.coded.samples_mut())
-                        };
-                        if ok {
-                            self.push_coded(lost);
-                        }
-                    }
-                }
-                _ => {}
-            }
+        if !matches!(self.neg.codec, Codec::Opus) && pkt.payload.len() != 160 {
+            return self.reject(from, &CodecError::G711Length(pkt.payload.len()));
         }
-        if let Err(e) = self.codec.decode(pkt.payload, self.coded.samples_mut()) {
-            return self.reject(from, &e);
+        let now = Instant::now();
+        if self.jitter.push(seen.extended_seq, pkt.header.timestamp, pkt.payload, now) == Pushed::TooLarge {
+            self.reject(from, &format_args!("{} byte payload", pkt.payload.len()));
         }
-        self.last_decoded = Some(seq);
-        self.push_coded(seq);
     }
 
-    /// Converts the frame in `coded` to the sink's rate and stores it for playout.
-    fn push_coded(&mut self, seq: u64) {
-        let mut frame = Frame::silence(self.sink.rate());
-        self.down.process(self.coded.samples(), frame.samples_mut());
-        self.jitter.push(seq, &frame);
+    /// Copies the jitter buffer's figures to the shared counters.
+    fn publish_buffer_stats(&self) {
+        let j = self.jitter.stats();
+        self.stats.late.store(j.late, Ordering::Relaxed);
+        self.stats.buffer_us.store((self.jitter.delay_ms() * 1000.0) as u64, Ordering::Relaxed);
+        self.stats.target_us.store((self.jitter.target_ms() * 1000.0) as u64, Ordering::Relaxed);
+        let jitter_us = self.arrival_jitter * 1e6 / f64::from(self.codec.clock_rate());
+        self.stats.jitter_us.store(jitter_us as u64, Ordering::Relaxed);
+        if let (Some(high), Some(first)) = (self.tracker.highest(), self.first_ext_seq) {
+            let expected = high + 1 - first.min(high);
+            self.stats.lost.store(expected.saturating_sub(self.received), Ordering::Relaxed);
+        }
     }
 
     /// Interarrival jitter, RFC 3550 §6.4.1 / A.8, in timestamp units.
@@ -511,6 +541,10 @@ impl Loop {
                 for r in reports {
                     match r {
                         RtcpReport::Sender { ntp_middle, .. } => self.last_sr = Some((ntp_middle, Instant::now())),
+                        RtcpReport::Block(b) if b.ssrc == self.ssrc => {
+                            self.stats.remote_fraction_lost.store(u64::from(b.fraction_lost), Ordering::Relaxed);
+                            self.stats.remote_jitter.store(u64::from(b.jitter), Ordering::Relaxed);
+                        }
                         RtcpReport::Bye { ssrc } => tracing::debug!("rtcp: BYE from {ssrc:#010x}"),
                         _ => {}
                     }

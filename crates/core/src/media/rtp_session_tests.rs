@@ -180,13 +180,10 @@ async fn opus_carries_a_tone_between_8khz_endpoints_and_conceals_losses() {
     let received = b.stats().received.load(Ordering::Relaxed);
     assert!(received >= 80, "received {received}");
     assert_eq!(b.stats().rejected.load(Ordering::Relaxed), 0);
-    // The decoder filled each gap itself (PLC; FEC where the frame was speech), so the jitter
-    // buffer had little to conceal.
-    assert!(
-        b.stats().concealed.load(Ordering::Relaxed) <= 5,
-        "concealed {}",
-        b.stats().concealed.load(Ordering::Relaxed)
-    );
+    // Each lost packet (one in ten) and only those was concealed, by the decoder's FEC or PLC:
+    // the recording below has no quiet frame.
+    let concealed = b.stats().concealed.load(Ordering::Relaxed);
+    assert!((5..=12).contains(&concealed), "concealed {concealed}");
     a.stop().await.unwrap();
     b.stop().await.unwrap();
     relay_task.abort();
