@@ -68,6 +68,9 @@ impl PipeWire {
             ("DBUS_SESSION_BUS_ADDRESS", format!("unix:path={}", run.join("bus").display())),
             ("PULSE_SERVER", format!("unix:{}", run.join("pulse/native").display())),
             ("XDG_CONFIG_HOME", self.dir.path().join("config").display().to_string()),
+            // Where libpulse (pactl, at start-up) wrote the cookie; cpal's Pulse host only looks
+            // under HOME otherwise, and pipewire-pulse refuses an empty one.
+            ("PULSE_COOKIE", self.dir.path().join("config/pulse/cookie").display().to_string()),
             ("HOME", self.dir.path().join("home").display().to_string()),
         ]
     }

@@ -21,6 +21,8 @@ pub struct RelayCounts {
     pub dropped: AtomicU64,
     /// Datagrams sent on later than one that arrived after them.
     pub reordered: AtomicU64,
+    /// Every datagram the inside sent out, in order of arrival (what the far end was sent).
+    pub outbound: std::sync::Mutex<Vec<Vec<u8>>>,
 }
 
 /// A running relay for one RTP/RTCP port pair; stops when dropped.
@@ -101,6 +103,7 @@ fn relay_loop(
         if let Ok((n, from)) = sock.recv_from(&mut buf) {
             counts.received.fetch_add(1, Ordering::Relaxed);
             let to = if from == inside {
+                counts.outbound.lock().unwrap().push(buf[..n].to_vec());
                 outside
             } else {
                 outside = Some(from);
@@ -125,4 +128,16 @@ fn relay_loop(
             let _ = sock.send_to(&data, to);
         }
     }
+}
+
+/// An even port whose pair (port, port + 1) is free on every one of `ips`.
+pub fn free_port_pair(ips: &[std::net::IpAddr]) -> u16 {
+    let seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+    for k in 0..500u32 {
+        let p = 42000 + 2 * ((seed / 7 + k * 37 + std::process::id()) % 4000) as u16;
+        if ips.iter().all(|ip| UdpSocket::bind((*ip, p)).is_ok() && UdpSocket::bind((*ip, p + 1)).is_ok()) {
+            return p;
+        }
+    }
+    panic!("no free port pair");
 }

@@ -33,6 +33,7 @@ pub fn command(db: &Path) -> Command {
         "SIP_PASSWORD",
         "SIP_PROTOCOL",
         "SIP_REGISTER_INTERVAL",
+        "SIP_CODECS",
         "SIPDESK_DB",
     ] {
         c.env_remove(k);

@@ -68,6 +68,7 @@ fn account_add_and_list_round_trip_without_the_password() {
         "domain",
         "outbound_proxy",
         "is_default",
+        "codecs",
     ];
     for c in columns {
         assert!(list[0].get(c).is_some(), "key {c} missing");

@@ -5,7 +5,7 @@
 //! still carry the other's tone, with sound in at least 80% of its 20 ms frames; the desk's
 //! `call_stats` must show the loss and jitter it measured and a buffer delay under 200 ms.
 
-use std::net::{IpAddr, Ipv4Addr, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
 use std::time::Duration;
 
@@ -33,24 +33,6 @@ fn check(who: &str, a: &Analysis, hz: f64) {
     );
     assert!((a.dominant_hz - hz).abs() <= hz * 0.02, "{who}: dominant {:.1} Hz, expected {hz}", a.dominant_hz);
     assert!(a.coverage >= 0.8, "{who}: sound in only {:.0}% of 20 ms frames", a.coverage * 100.0);
-}
-
-/// An even port whose pair is free on both the inside and the public address.
-fn free_port_pair() -> u16 {
-    for _ in 0..200 {
-        let p = 42000 + 2 * (std::process::id() as u16 % 1000) + 2 * (rand_u16() % 500);
-        let free = [INSIDE, PUBLIC]
-            .iter()
-            .all(|ip| UdpSocket::bind((*ip, p)).is_ok() && UdpSocket::bind((*ip, p + 1)).is_ok());
-        if free {
-            return p;
-        }
-    }
-    panic!("no free port pair");
-}
-
-fn rand_u16() -> u16 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos() as u16
 }
 
 fn impaired_call(codec: &'static str) {
@@ -89,7 +71,7 @@ fn impaired_call(codec: &'static str) {
         &["--host", "127.0.0.1", "--port", &k.port.to_string(), "--user", "1001", "--interval", "60", "--activate"],
         "pw-1001",
     );
-    let port = free_port_pair();
+    let port = sipdesk_e2e::relay::free_port_pair(&[INSIDE, PUBLIC]);
     let relay = Relay::start(PUBLIC, INSIDE, port, 0.10, 60);
     let ports = format!("{port}-{}", port + 1);
     let codecs = if codec.starts_with("opus") { "opus,pcmu" } else { "pcmu,pcma" };

@@ -8,6 +8,7 @@ use std::sync::Mutex;
 
 use tokio::sync::mpsc;
 
+use super::incall::{InCall, Renegotiation};
 use super::{AudioChoice, Desk, Event};
 use crate::media::frame::{Endpoint as AudioEndpoint, NullEndpoint, SampleRate};
 use crate::media::offer_answer::{LocalMedia, MediaPolicy, SdpSession};
@@ -16,6 +17,7 @@ use crate::media::sdp::Direction;
 use crate::media::wav::{WavSink, WavSource};
 use crate::sip::endpoint::Endpoint;
 use crate::sip::invite_server::{AnswerError, CallRequests, IncomingInvite, RING_TIMEOUT};
+use crate::sip::session_timer::{self, UasTimer};
 use crate::sip::transaction::{self, Outcome, Timers};
 use crate::sip::{message, request};
 
@@ -59,19 +61,13 @@ pub(super) async fn bind_rtp(ip: std::net::IpAddr) -> Result<RtpSockets, crate::
     RtpSockets::bind(ip, min, max).await
 }
 
-/// The audio endpoint a new call plugs into, from `--audio`.
-pub(super) fn audio_endpoint(choice: &AudioChoice) -> Result<AudioEndpoint, String> {
+/// The audio endpoint a new call plugs into, from `--audio`: with `device`, the devices chosen in
+/// the settings (the default for one that cannot be opened; silence, and retries, without any).
+pub(super) fn audio_endpoint(audio: &super::audio::CallAudio) -> Result<AudioEndpoint, String> {
     let rate = SampleRate::Hz8000;
-    match choice {
+    match audio.choice() {
         AudioChoice::Null => Ok(NullEndpoint::endpoint(rate)),
-        AudioChoice::Device => match crate::media::device::DeviceEndpoint::open(None, None, rate) {
-            Ok(e) => Ok(e),
-            Err(e) => {
-                // A call without a headset is still a call: keep it, silent, and say why.
-                tracing::warn!("audio device unavailable ({e}); this call is silent");
-                Ok(NullEndpoint::endpoint(rate))
-            }
-        },
+        AudioChoice::Device => Ok(audio.call_endpoint(rate)),
         AudioChoice::File { input, output } => {
             let source = WavSource::open(input, rate).map_err(|e| e.to_string())?;
             let sink = WavSink::create(output, rate).map_err(|e| e.to_string())?;
@@ -89,47 +85,6 @@ impl Drop for LevelReports {
     }
 }
 
-/// What a confirmed call needs to answer re-INVITEs and UPDATEs.
-pub(super) struct Renegotiation<'a> {
-    pub(super) sdp: &'a mut SdpSession,
-    pub(super) local: LocalMedia,
-    pub(super) contact: String,
-}
-
-impl Renegotiation<'_> {
-    /// Answers an in-dialog INVITE or UPDATE: an offer gets our answer (the o= version rises
-    /// only if it changed); an offerless re-INVITE gets our current offer; an unusable offer gets
-    /// 488 and the call goes on as it was. (Changing the media in flight comes with hold.)
-    async fn answer(&mut self, ep: &Endpoint, req: rsip::Request, requests: &mut CallRequests) {
-        let is_invite = req.method == rsip::Method::Invite;
-        let offer = (!req.body().is_empty()).then(|| String::from_utf8_lossy(req.body()).into_owned());
-        let body = match offer.as_deref().map(|o| self.sdp.answer(o, self.local)) {
-            Some(Ok((answer, _negotiated))) => answer,
-            Some(Err(e)) => {
-                tracing::warn!("refusing a new offer in the call: {e}");
-                if let Some(r) = request::response_to(&req, 488, "Not Acceptable Here") {
-                    let _ = ep.send(r.as_bytes()).await;
-                }
-                return;
-            }
-            None => self.sdp.offer(self.local),
-        };
-        if is_invite {
-            let mut re = IncomingInvite::new(ep.clone(), req, self.contact.clone(), Timers::default());
-            if let Err(e) = re.accept(body.as_bytes(), requests).await {
-                tracing::warn!("re-INVITE not completed: {e}");
-            }
-        } else {
-            let extra = [format!("Contact: <{}>", self.contact)];
-            if let Some(r) =
-                request::response(&req, 200, "OK", None, &extra, Some(("application/sdp", body.as_bytes())))
-            {
-                let _ = ep.send(r.as_bytes()).await;
-            }
-        }
-    }
-}
-
 /// What the desk can tell a call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CallCommand {
@@ -141,6 +96,12 @@ pub enum CallCommand {
     Hangup,
     /// Mute (true) or unmute (false) the microphone towards the far end.
     Mute(bool),
+    /// Put the far end on hold (re-INVITE, sendonly, music on hold).
+    Hold,
+    /// Take the far end off hold.
+    Resume,
+    /// Send one DTMF digit (`0-9 * # A-D`).
+    Dtmf(char),
 }
 
 /// A live call's handles, kept by the desk.
@@ -364,7 +325,12 @@ impl Desk {
             }
         };
         let local = LocalMedia { address: media_address(local_ip), port: rtp.port(), direction: Direction::SendRecv };
-        let mut sdp = SdpSession::new(MediaPolicy::from_env(), crate::desk::now_ms());
+        let mut sdp = SdpSession::new(
+            MediaPolicy::for_account(
+                lock(&self.inner.loaded).get(&account_id).and_then(|l| l.account.codecs.as_deref()),
+            ),
+            crate::desk::now_ms(),
+        );
         let offer = inv.offer().map(|b| String::from_utf8_lossy(b).into_owned());
         let (answer, negotiated) = match offer.as_deref().map(|o| sdp.answer(o, local)) {
             Some(Ok(x)) => x,
@@ -391,6 +357,15 @@ impl Desk {
             }
         };
         let codec = Some(negotiated.codec.name());
+        let (timer, timer_headers) = match session_timer::for_uas(&inv.invite) {
+            UasTimer::None => (None, Vec::new()),
+            UasTimer::Agreed(t, headers) => (Some(t), headers),
+            UasTimer::TooSmall(headers) => {
+                inv.reject(422, "Session Interval Too Small", &headers, &mut requests).await;
+                ev("ended", None, Some("bad_request"));
+                return "bad_request";
+            }
+        };
         ev("incoming", codec, None);
         let auto = answer_after(&inv.invite).or(self.inner.auto_answer.then_some(std::time::Duration::ZERO));
         if auto != Some(std::time::Duration::ZERO) {
@@ -416,12 +391,12 @@ impl Desk {
                     }
                     cmd = commands.recv() => match cmd {
                         Some(CallCommand::Answer) => break,
-                        Some(CallCommand::Mute(_)) => {}
                         Some(CallCommand::Reject | CallCommand::Hangup) | None => {
                             inv.reject(603, "Decline", &[], &mut requests).await;
                             ev("ended", codec, Some("rejected"));
                             return "rejected";
                         }
+                        Some(_) => {}
                     },
                     req = requests.recv() => match req {
                         Some(req) => if let Err(AnswerError::Cancelled) = inv.on_pending_request(&req).await {
@@ -434,8 +409,8 @@ impl Desk {
                 }
             }
         }
-        let mut dialog = match inv.accept(answer.as_bytes(), &mut requests).await {
-            Ok(d) => d,
+        let mut dialog = match inv.accept_with(answer.as_bytes(), &timer_headers, &mut requests).await {
+            Ok((d, _)) => d,
             Err(e) => {
                 let reason = match e {
                     AnswerError::ByeBeforeAck => "remote_hangup",
@@ -446,9 +421,10 @@ impl Desk {
                 return reason;
             }
         };
+        dialog.session_timer = timer;
         let media = audio_endpoint(&self.inner.audio)
             .and_then(|ep| RtpSession::start(rtp, negotiated, ep).map_err(|e| e.to_string()));
-        let media = match media {
+        let mut media = match media {
             Ok(m) => m,
             Err(e) => {
                 tracing::error!(call_id, "cannot start the call's audio: {e}");
@@ -459,72 +435,26 @@ impl Desk {
         };
         ev("active", codec, None);
         let levels = self.report_levels(call_id, &media, negotiated.codec.name());
-        let mut offers = Renegotiation { sdp: &mut sdp, local, contact: inv.contact().to_string() };
-        let reason =
-            self.confirmed(inv.endpoint(), &mut dialog, &mut requests, &mut commands, &mut offers, &media).await;
+        let offers = Renegotiation { sdp: &mut sdp, local, contact: inv.contact().to_string() };
+        let mut call = InCall::new(
+            call_id,
+            inv.endpoint(),
+            &mut dialog,
+            &mut requests,
+            &mut commands,
+            offers,
+            &mut media,
+            negotiated,
+            &ev,
+        );
+        call.dtmf_mode = self.dtmf_mode(account_id);
+        let reason = self.in_call(&mut call).await;
         drop(levels);
         if let Err(e) = media.stop().await {
             tracing::warn!(call_id, "closing the call's audio: {e}");
         }
         ev("ended", codec, Some(reason));
         reason
-    }
-
-    /// A confirmed call until one side hangs up; returns the reason.
-    pub(super) async fn confirmed(
-        &self,
-        ep: &Endpoint,
-        dialog: &mut crate::sip::dialog::Dialog,
-        requests: &mut CallRequests,
-        commands: &mut mpsc::UnboundedReceiver<CallCommand>,
-        offers: &mut Renegotiation<'_>,
-        media: &RtpSession,
-    ) -> &'static str {
-        loop {
-            tokio::select! {
-                req = requests.recv() => {
-                    let Some(req) = req else { break };
-                    if !dialog.matches(&req) && req.method != rsip::Method::Ack {
-                        continue;
-                    }
-                    match req.method {
-                        rsip::Method::Bye => {
-                            if let Some(ok) = request::response_to(&req, 200, "OK") {
-                                let _ = ep.send(ok.as_bytes()).await;
-                            }
-                            return "remote_hangup";
-                        }
-                        rsip::Method::Ack => {}
-                        rsip::Method::Invite | rsip::Method::Update => {
-                            if !dialog.accept_remote_cseq(&req) {
-                                if let Some(r) = request::response_to(&req, 500, "Out of Order") {
-                                    let _ = ep.send(r.as_bytes()).await;
-                                }
-                                continue;
-                            }
-                            offers.answer(ep, req, requests).await;
-                        }
-                        _ => {
-                            if dialog.accept_remote_cseq(&req) {
-                                transaction::answer_plainly(ep, &req).await;
-                            }
-                        }
-                    }
-                }
-                cmd = commands.recv() => match cmd {
-                    Some(CallCommand::Hangup) | None => {
-                        self.hangup(ep, dialog).await;
-                        return "local_hangup";
-                    }
-                    Some(CallCommand::Mute(on)) => {
-                        media.set_muted(on);
-                        self.emit(Event::Mute { call_id: dialog.id.call_id.clone(), on });
-                    }
-                    Some(CallCommand::Answer | CallCommand::Reject) => {}
-                },
-            }
-        }
-        "network_down"
     }
 
     /// Publishes the call's audio levels every 200 ms and its reception figures every 5 s,

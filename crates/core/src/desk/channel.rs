@@ -60,6 +60,34 @@ pub fn handle_line(desk: &Desk, line: &str) -> Value {
                 Err(e) => error(id, e.code, &e.message),
             }
         }
+        "hold" | "resume" => {
+            let Some(call_id) = obj.get("call_id").and_then(Value::as_str) else {
+                return error(id, "invalid_argument", "missing \"call_id\"");
+            };
+            let command = if cmd == "hold" { CallCommand::Hold } else { CallCommand::Resume };
+            match desk.call_command(call_id, command) {
+                Ok(()) => ack(id, Value::Null),
+                Err(e) => error(id, e.code, &e.message),
+            }
+        }
+        "dtmf" => {
+            let Some(call_id) = obj.get("call_id").and_then(Value::as_str) else {
+                return error(id, "invalid_argument", "missing \"call_id\"");
+            };
+            let digits = obj.get("digits").and_then(Value::as_str).unwrap_or("");
+            if digits.is_empty() || digits.chars().count() > 32 {
+                return error(id, "invalid_argument", "\"digits\" must hold 1 to 32 of 0-9 * # A-D");
+            }
+            if let Some(bad) = digits.chars().find(|c| crate::media::rtp::TelephoneEvent::dtmf_code(*c).is_none()) {
+                return error(id, "invalid_argument", &format!("{:?} is not a DTMF digit (0-9 * # A-D)", bad));
+            }
+            for d in digits.chars() {
+                if let Err(e) = desk.call_command(call_id, CallCommand::Dtmf(d.to_ascii_uppercase())) {
+                    return error(id, e.code, &e.message);
+                }
+            }
+            ack(id, json!({ "digits": digits.to_ascii_uppercase() }))
+        }
         "mute" => {
             let Some(call_id) = obj.get("call_id").and_then(Value::as_str) else {
                 return error(id, "invalid_argument", "missing \"call_id\"");
@@ -72,6 +100,26 @@ pub fn handle_line(desk: &Desk, line: &str) -> Value {
                 Err(e) => error(id, e.code, &e.message),
             }
         }
+        "devices" => match desk.audio_devices() {
+            Ok(devices) => {
+                let mut result = json!(devices);
+                result["chosen"] = json!(desk.audio_settings_get());
+                ack(id, result)
+            }
+            Err(e) => error(id, e.code, &e.message),
+        },
+        "set_device" => set_device(desk, id, &obj),
+        "test_tone" => match desk.audio_test_tone() {
+            Ok(()) => ack(id, Value::Null),
+            Err(e) => error(id, e.code, &e.message),
+        },
+        "mic_meter" => match obj.get("on").and_then(Value::as_bool) {
+            Some(on) => {
+                desk.mic_meter(on);
+                ack(id, json!({ "on": on }))
+            }
+            None => error(id, "invalid_argument", "\"on\" must be true or false"),
+        },
         other => error(id, "unknown_command", &format!("unknown command {:?}", truncate(other))),
     }
 }
@@ -95,6 +143,29 @@ fn status(desk: &Desk, id: Value, _args: &Map<String, Value>) -> Value {
         })
         .collect();
     ack(id, json!({ "accounts": accounts, "store_error": s.store_error, "default_account_id": s.default_account_id }))
+}
+
+/// `set_device`: each of `input`, `output`, `ring` given is a device id, or null for the system
+/// default; those not given keep their choice.
+fn set_device(desk: &Desk, id: Value, args: &Map<String, Value>) -> Value {
+    let mut chosen = desk.audio_settings_get();
+    let mut given = false;
+    for (key, slot) in [("input", &mut chosen.input), ("output", &mut chosen.output), ("ring", &mut chosen.ring)] {
+        match args.get(key) {
+            None => continue,
+            Some(Value::Null) => *slot = None,
+            Some(Value::String(device)) => *slot = Some(device.clone()),
+            Some(_) => return error(id, "invalid_argument", &format!("\"{key}\" must be a device id or null")),
+        }
+        given = true;
+    }
+    if !given {
+        return error(id, "invalid_argument", "give \"input\", \"output\" or \"ring\"");
+    }
+    match desk.audio_settings_set(chosen.clone()) {
+        Ok(()) => ack(id, json!(chosen)),
+        Err(e) => error(id, e.code, &e.message),
+    }
 }
 
 fn bracket(host: &str) -> String {

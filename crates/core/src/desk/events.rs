@@ -92,12 +92,41 @@ pub enum Event {
         /// Jitter the far end reports of our audio, ms.
         remote_jitter_ms: Option<f64>,
     },
+    /// A DTMF digit was received or sent in a call.
+    Dtmf {
+        /// The call.
+        call_id: String,
+        /// `0-9`, `*`, `#` or `A-D`.
+        digit: String,
+        /// `in` (from the far end) or `out` (sent by us).
+        direction: &'static str,
+        /// `rfc4733` (telephone-event in RTP) or `info` (SIP INFO).
+        method: &'static str,
+    },
     /// A call's microphone was muted or unmuted.
     Mute {
         /// The call.
         call_id: String,
         /// Whether it is muted now.
         on: bool,
+    },
+    /// An audio device could not be used and another one took its place (or none could).
+    Device {
+        /// `input`, `output` or `ring`.
+        direction: &'static str,
+        /// The device that was chosen or in use (`None`: the system default).
+        wanted: Option<String>,
+        /// The device used now (`None`: none, the audio is silent).
+        used: Option<String>,
+        /// `not_found`, `open_failed`, `lost`, `recovered` or `unavailable`.
+        reason: &'static str,
+        /// English explanation for logs.
+        detail: String,
+    },
+    /// The microphone meter's level, every 100 ms while it is on.
+    MicLevel {
+        /// RMS of the last 100 ms in dBFS (a full-scale sine is 0; -120: silence).
+        dbfs: f64,
     },
     /// Do-not-disturb was turned on or off.
     Dnd {

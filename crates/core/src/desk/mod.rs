@@ -3,9 +3,11 @@
 //! writing the same database) and publishes [`Event`]s.
 
 mod api_error;
+mod audio;
 mod calls;
 mod channel;
 mod events;
+mod incall;
 mod outgoing;
 mod status;
 mod tones;
@@ -19,6 +21,7 @@ use std::time::Duration;
 use tokio::sync::{broadcast, Notify};
 
 pub use api_error::ApiError;
+pub use audio::{AudioDevice, AudioDevices, AudioSettings};
 pub use calls::{CallCommand, CallView};
 pub use channel::handle_line;
 pub use events::{now_ms, Event, EventEnvelope, Registration, RegistrationState};
@@ -49,7 +52,7 @@ pub struct DeskOptions {
 pub enum AudioChoice {
     /// Silence in, audio discarded.
     Null,
-    /// The system's audio device (until device support lands, calls use silence).
+    /// The audio devices chosen in the settings (the system default unless one is chosen).
     Device,
     /// Play a WAV file to the far end and record what it sends.
     File {
@@ -108,7 +111,7 @@ struct Inner {
     policy: Policy,
     calls: calls::Calls,
     auto_answer: bool,
-    audio: AudioChoice,
+    audio: audio::CallAudio,
 }
 
 /// An account the desk has loaded, with its registration state.
@@ -131,6 +134,8 @@ impl Desk {
             tracing::error!("{e}");
         }
         let (events, _) = broadcast::channel(1024);
+        let devices = store.as_ref().map(audio::load).unwrap_or_default();
+        let audio = audio::CallAudio::new(opts.audio, devices, events.clone());
         Desk {
             inner: Arc::new(Inner {
                 db_path: opts.db_path,
@@ -147,7 +152,7 @@ impl Desk {
                 policy: Policy::from_env(),
                 calls: calls::Calls::default(),
                 auto_answer: opts.auto_answer,
-                audio: opts.audio,
+                audio,
             }),
         }
     }
@@ -176,6 +181,7 @@ impl Desk {
     /// database and releases the instance lock.
     pub async fn shutdown(&self) {
         self.inner.stop.notify_waiters();
+        self.inner.audio.meter(false);
         *lock_or_recover(&self.inner.runtime) = None;
         let handles: Vec<_> = std::mem::take(&mut *lock_or_recover(&self.inner.registrations)).into_values().collect();
         let mut set = tokio::task::JoinSet::new();
@@ -275,6 +281,19 @@ impl Desk {
 
     /// Sends a command to a live call.
     pub fn call_command(&self, call_id: &str, cmd: CallCommand) -> Result<(), ApiError> {
+        let in_call =
+            matches!(cmd, CallCommand::Hold | CallCommand::Resume | CallCommand::Dtmf(_) | CallCommand::Mute(_));
+        if in_call {
+            let state = self.calls_list().into_iter().find(|c| c.call_id == call_id).map(|c| c.state);
+            if let Some(state) = state.filter(|s| !matches!(*s, "active" | "held" | "held_remote")) {
+                return Err(ApiError::new("invalid_state", format!("the call is {state}, not connected")));
+            }
+        }
+        if let CallCommand::Dtmf(d) = cmd {
+            if crate::media::rtp::TelephoneEvent::dtmf_code(d).is_none() {
+                return Err(ApiError::new("invalid_argument", format!("{d:?} is not a DTMF digit (0-9 * # A-D)")));
+            }
+        }
         if self.inner.calls.command(call_id, cmd) {
             Ok(())
         } else {

@@ -4,7 +4,8 @@
 
 use tokio::sync::mpsc;
 
-use super::calls::{audio_endpoint, bind_rtp, lock, CallCommand, CallEntry, Renegotiation};
+use super::calls::{audio_endpoint, bind_rtp, lock, CallCommand, CallEntry};
+use super::incall::{InCall, Renegotiation};
 use super::{ApiError, Desk};
 use crate::media::offer_answer::{LocalMedia, MediaPolicy, SdpSession};
 use crate::media::rtp_session::RtpSession;
@@ -105,7 +106,12 @@ impl Desk {
                 return "media_error";
             }
         };
-        let mut sdp = SdpSession::new(MediaPolicy::from_env(), crate::desk::now_ms());
+        let mut sdp = SdpSession::new(
+            MediaPolicy::for_account(
+                lock(&self.inner.loaded).get(&account_id).and_then(|l| l.account.codecs.as_deref()),
+            ),
+            crate::desk::now_ms(),
+        );
         let local = LocalMedia {
             address: super::calls::media_address(local_ip),
             port: rtp.port(),
@@ -179,7 +185,7 @@ impl Desk {
         let codec = Some(negotiated.codec.name());
         let media = audio_endpoint(&self.inner.audio)
             .and_then(|e| RtpSession::start(rtp, negotiated, e).map_err(|e| e.to_string()));
-        let media = match media {
+        let mut media = match media {
             Ok(m) => m,
             Err(e) => {
                 tracing::error!(call_id, "cannot start the call's audio: {e}");
@@ -190,8 +196,11 @@ impl Desk {
         };
         ev("active", codec, None);
         let levels = self.report_levels(&call_id, &media, negotiated.codec.name());
-        let mut offers = Renegotiation { sdp: &mut sdp, local, contact };
-        let reason = self.confirmed(&ep, &mut dialog, requests, commands, &mut offers, &media).await;
+        let offers = Renegotiation { sdp: &mut sdp, local, contact };
+        let mut call = InCall::new(&call_id, &ep, &mut dialog, requests, commands, offers, &mut media, negotiated, &ev);
+        call.we_own_call_id = true;
+        call.dtmf_mode = self.dtmf_mode(account_id);
+        let reason = self.in_call(&mut call).await;
         drop(levels);
         if let Err(e) = media.stop().await {
             tracing::warn!(call_id, "closing the call's audio: {e}");

@@ -54,6 +54,7 @@ impl AccountStatus {
             auth_username: a.auth_username.clone(),
             domain: a.domain.clone(),
             outbound_proxy: a.outbound_proxy.clone(),
+            codecs: a.codecs.clone(),
             created_at: String::new(),
             updated_at: String::new(),
             source: Source::Env,

@@ -1,14 +1,14 @@
 //! Tones the desk plays to the agent, locally: ringback while an outgoing call rings (the far end
-//! sends no early media), the ring of an incoming call. Only on the audio device: with file or
-//! null audio nobody is there to hear them.
+//! sends no early media) on the chosen output, the ring of an incoming call on the chosen ring
+//! device. Only with device audio: with file or null audio nobody is there to hear them.
 
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
+use super::audio::CallAudio;
 use super::AudioChoice;
-use crate::media::device::DeviceEndpoint;
-use crate::media::frame::{Frame, FrameSource, SampleRate, SourcePoll};
+use crate::media::frame::{Frame, FrameSink, FrameSource, SampleRate, SourcePoll};
 use crate::media::tone::{ToneSource, ToneSpec};
 
 /// A tone playing on the device; it stops (and releases the device) when dropped.
@@ -22,22 +22,22 @@ impl Drop for LocalTone {
     }
 }
 
-/// Starts `spec` on the output device, if calls use the device.
-pub(super) fn play(choice: &AudioChoice, spec: ToneSpec) -> Option<LocalTone> {
-    if *choice != AudioChoice::Device {
+/// Starts `spec` on the device for it, if calls use the devices: the incoming ring on the ring
+/// device, any other tone on the output.
+pub(super) fn play(audio: &CallAudio, spec: ToneSpec) -> Option<LocalTone> {
+    if *audio.choice() != AudioChoice::Device {
         return None;
     }
+    let role = if spec == ToneSpec::ring() { "ring" } else { "output" };
+    let audio = audio.clone();
     let stop = CancellationToken::new();
     let token = stop.clone();
     tokio::spawn(async move {
         let rate = SampleRate::Hz8000;
-        // Opening a device can take ~100 ms: keep it off the async threads.
-        let endpoint = match tokio::task::spawn_blocking(move || DeviceEndpoint::open(None, None, rate)).await {
-            Ok(Ok(e)) => e,
-            Ok(Err(e)) => return tracing::warn!("no device for the local tone: {e}"),
-            Err(_) => return,
+        // Opening a device can take ~100 ms: keep it off the async threads. The chosen device, else the default (a `device` event says so); none: nothing to play on.
+        let Ok(Some(mut speaker)) = tokio::task::spawn_blocking(move || audio.open_role(role, rate)).await else {
+            return;
         };
-        let (_mic, mut speaker) = endpoint.into_parts();
         let mut tone = ToneSource::new(spec, rate);
         let mut frame = Frame::silence(rate);
         let mut tick = tokio::time::interval(Duration::from_millis(20));
@@ -52,7 +52,8 @@ pub(super) fn play(choice: &AudioChoice, spec: ToneSpec) -> Option<LocalTone> {
                 }
             }
         }
-        let _ = speaker.close();
+        // Closing joins the device's stream thread: off the async threads too.
+        let _ = tokio::task::spawn_blocking(move || drop(speaker)).await;
     });
     Some(LocalTone { stop })
 }

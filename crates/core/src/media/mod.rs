@@ -7,12 +7,17 @@
 
 pub mod codec;
 pub mod device;
+pub mod device_fallback;
+mod device_stream;
+pub mod dtmf;
 pub mod frame;
 pub mod g711;
+pub mod hold_music;
 pub mod jitter;
 pub mod offer_answer;
 pub mod opus;
 pub mod playout;
+pub mod rate_convert;
 pub mod resample;
 pub mod ring;
 pub mod rtcp;

@@ -142,28 +142,41 @@ impl MediaPolicy {
     /// The default policy with the codec order from `SIPDESK_CODECS` (e.g. `opus,pcmu,pcma`), if
     /// set; unknown names are skipped with a warning, and a list with no known codec is ignored.
     pub fn from_env() -> MediaPolicy {
-        let mut policy = MediaPolicy::default();
-        if let Ok(list) = std::env::var("SIPDESK_CODECS") {
-            if let Some(codecs) = parse_codecs(&list) {
-                policy.codecs = codecs;
-            }
-        }
-        policy
+        MediaPolicy::for_account(None)
+    }
+
+    /// The policy for a call of an account: the account's codec order (`codecs`, as the store
+    /// keeps it, e.g. `pcma,pcmu`) when it has one, else `SIPDESK_CODECS`, else the default order.
+    pub fn for_account(codecs: Option<&str>) -> MediaPolicy {
+        MediaPolicy::with_codecs(codecs, std::env::var("SIPDESK_CODECS").ok().as_deref())
+    }
+
+    /// [`MediaPolicy::for_account`] with the value of `SIPDESK_CODECS` given.
+    pub fn with_codecs(account: Option<&str>, env: Option<&str>) -> MediaPolicy {
+        let chosen = account
+            .and_then(|list| parse_list(list, "the account's codec order"))
+            .or_else(|| env.and_then(|list| parse_list(list, "SIPDESK_CODECS")));
+        MediaPolicy { codecs: chosen.unwrap_or_else(|| MediaPolicy::default().codecs), ..MediaPolicy::default() }
     }
 }
 
 /// A codec list like `opus, pcmu,PCMA`, in order, without repeats; None if it names no codec.
 pub fn parse_codecs(list: &str) -> Option<Vec<Codec>> {
+    parse_list(list, "SIPDESK_CODECS")
+}
+
+/// [`parse_codecs`], naming where the list comes from in its warnings.
+fn parse_list(list: &str, source: &str) -> Option<Vec<Codec>> {
     let mut codecs = Vec::new();
     for name in list.split(',').filter(|n| !n.trim().is_empty()) {
         match Codec::from_name(name) {
             Some(c) if !codecs.contains(&c) => codecs.push(c),
             Some(_) => {}
-            None => tracing::warn!("unknown codec {name:?} in SIPDESK_CODECS (known: pcmu, pcma, opus)"),
+            None => tracing::warn!("unknown codec {name:?} in {source} (known: pcmu, pcma, opus)"),
         }
     }
     if codecs.is_empty() {
-        tracing::warn!("SIPDESK_CODECS={list:?} names no known codec; using the default order");
+        tracing::warn!("{source} {list:?} names no known codec; ignored");
         return None;
     }
     Some(codecs)

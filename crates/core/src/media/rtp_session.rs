@@ -28,11 +28,14 @@ use std::time::{Duration, Instant};
 use rand::Rng;
 use thiserror::Error;
 use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::codec::{for_codec, AudioCodec, CodecError, StreamResampler};
+use super::dtmf::{DtmfReceiver, DtmfSender, DtmfSlot};
 use super::frame::{Endpoint, EndpointError, Frame, FrameSink, FrameSource, SampleRate, SourcePoll};
+use super::hold_music::HoldMusic;
 use super::jitter::{JitterBuffer, Pushed, Take};
 use super::offer_answer::Codec;
 use super::offer_answer::Negotiated;
@@ -188,6 +191,23 @@ pub struct RtpSession {
     task: JoinHandle<Box<dyn FrameSink>>,
     stats: Arc<RtpStats>,
     port: u16,
+    control: mpsc::UnboundedSender<Control>,
+    events: Option<mpsc::UnboundedReceiver<MediaEvent>>,
+}
+
+/// What a running session can be told.
+#[derive(Debug, Clone, Copy)]
+enum Control {
+    Update(Negotiated),
+    Dtmf(char),
+    HoldMusic(bool),
+}
+
+/// What a running session reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MediaEvent {
+    /// The far end sent a DTMF digit as an RFC 4733 telephone-event.
+    Dtmf(char),
 }
 
 impl RtpSession {
@@ -208,9 +228,13 @@ impl RtpSession {
         let stats = Arc::new(RtpStats::default());
         stats.remote_fraction_lost.store(NOT_REPORTED, Ordering::Relaxed);
         stats.remote_jitter.store(NOT_REPORTED, Ordering::Relaxed);
-        let state = Loop::new(sockets, neg, codec, source, sink, stats.clone());
+        let (control, control_rx) = mpsc::unbounded_channel();
+        let (events_tx, events) = mpsc::unbounded_channel();
+        let mut state = Loop::new(sockets, neg, codec, source, sink, stats.clone());
+        state.control = Some(control_rx);
+        state.events = Some(events_tx);
         let task = tokio::spawn(state.run(cancel.clone()));
-        Ok(RtpSession { cancel, task, stats, port })
+        Ok(RtpSession { cancel, task, stats, port, control, events: Some(events) })
     }
 
     /// The local RTP port.
@@ -221,6 +245,27 @@ impl RtpSession {
     /// A shared handle on the live counters, for a task that reports them.
     pub fn stats_handle(&self) -> Arc<RtpStats> {
         self.stats.clone()
+    }
+
+    /// Applies a new offer/answer outcome (hold, resume, a new address or codec) without a gap.
+    pub fn update(&self, neg: Negotiated) {
+        let _ = self.control.send(Control::Update(neg));
+    }
+
+    /// Queues a DTMF digit as an RFC 4733 event; false if it is not `0-9 * # A-D`. Only
+    /// meaningful when telephone-event was negotiated (the caller falls back to SIP INFO).
+    pub fn send_dtmf(&self, digit: char) -> bool {
+        super::rtp::TelephoneEvent::dtmf_code(digit).is_some() && self.control.send(Control::Dtmf(digit)).is_ok()
+    }
+
+    /// Sends music on hold in place of the source (on) or the source again (off).
+    pub fn set_hold_music(&self, on: bool) {
+        let _ = self.control.send(Control::HoldMusic(on));
+    }
+
+    /// The session's reports (received DTMF); only the first caller gets them.
+    pub fn take_events(&mut self) -> Option<mpsc::UnboundedReceiver<MediaEvent>> {
+        self.events.take()
     }
 
     /// Mutes or unmutes what we send (the source is still drained, so it stays in step).
@@ -274,10 +319,14 @@ struct Loop {
     arrival_jitter: f64,
     last_transit: Option<i64>,
     last_sr: Option<(u32, Instant)>,
-    last_event_end: Option<u32>,
     started: Instant,
     /// When the latched source last sent a packet we kept.
     last_from_remote: Option<Instant>,
+    control: Option<mpsc::UnboundedReceiver<Control>>,
+    events: Option<mpsc::UnboundedSender<MediaEvent>>,
+    dtmf_out: DtmfSender,
+    dtmf_in: DtmfReceiver,
+    hold_music: Option<HoldMusic>,
 }
 
 /// How long the latched RTP source must be quiet before another may take its place.
@@ -323,9 +372,13 @@ impl Loop {
             arrival_jitter: 0.0,
             last_transit: None,
             last_sr: None,
-            last_event_end: None,
             started: Instant::now(),
             last_from_remote: None,
+            control: None,
+            events: None,
+            dtmf_out: DtmfSender::default(),
+            dtmf_in: DtmfReceiver::default(),
+            hold_music: None,
         }
     }
 
@@ -335,9 +388,11 @@ impl Loop {
         let mut rtcp_at = tokio::time::Instant::now() + randomised_interval(RTCP_INTERVAL, rand::random::<f64>()) / 2;
         let (mut rtp_buf, mut rtcp_buf) = (vec![0u8; 2048], vec![0u8; 2048]);
         let mut frame = Frame::silence(self.source.rate());
+        let mut control = self.control.take().unwrap_or_else(|| mpsc::unbounded_channel().1);
         loop {
             tokio::select! {
                 _ = cancel.cancelled() => break,
+                Some(c) = control.recv() => self.on_control(c),
                 _ = tick.tick() => {
                     self.send_frame(&mut frame, &mut rtp_buf).await;
                     self.play_frame(&mut frame);
@@ -380,6 +435,15 @@ impl Loop {
             // Muted, or a source that broke its promise of a rate: send silence.
             frame.reset(self.source.rate());
         }
+        if let Some(music) = self.hold_music.as_mut() {
+            // Held: the far end hears music, never the microphone.
+            music.fill(frame.samples_mut(), self.source.rate());
+        }
+        if self.neg.telephone_event.is_some() && self.dtmf_out.busy() {
+            if let DtmfSlot::Event { event, timestamp, marker } = self.dtmf_out.next(self.timestamp, 8000) {
+                return self.send_event(event, timestamp, marker, buf).await;
+            }
+        }
         self.stats.tx_level_cdb.store(frame_level_cdb(frame.samples()), Ordering::Relaxed);
         self.up.process(frame.samples(), self.coded.samples_mut());
         let mut payload = [0u8; 1500];
@@ -406,6 +470,69 @@ impl Loop {
         self.timestamp = self.timestamp.wrapping_add(self.codec.clock_rate() / 50);
         self.octets = self.octets.wrapping_add(n as u32);
         self.stats.sent.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Sends one telephone-event packet in the place of this 20 ms of audio.
+    async fn send_event(&mut self, event: TelephoneEvent, timestamp: u32, marker: bool, buf: &mut [u8]) {
+        let Some(pt) = self.neg.telephone_event else { return };
+        let header = RtpHeader { marker, payload_type: pt, sequence: self.seq, timestamp, ssrc: self.ssrc };
+        if let Ok(len) = header.write(&event.to_bytes(), buf) {
+            if let Err(e) = self.sockets.rtp.send_to(&buf[..len], self.remote).await {
+                tracing::debug!("rtp send to {}: {e}", self.remote);
+            }
+        }
+        // The audio clock runs on under the event, so audio resumes in step.
+        self.seq = self.seq.wrapping_add(1);
+        self.timestamp = self.timestamp.wrapping_add(self.codec.clock_rate() / 50);
+        self.octets = self.octets.wrapping_add(4);
+        self.stats.sent.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn on_control(&mut self, c: Control) {
+        match c {
+            Control::Dtmf(d) => {
+                if !self.dtmf_out.push(d) {
+                    tracing::warn!("rtp: DTMF {d:?} not queued (not a digit, or 64 queued)");
+                }
+            }
+            Control::HoldMusic(on) => self.hold_music = on.then(HoldMusic::default),
+            Control::Update(neg) => self.apply(neg),
+        }
+    }
+
+    /// Takes a new negotiation: direction and address at once; a new codec gets a new encoder,
+    /// decoder and buffer (what was buffered belonged to the old one).
+    fn apply(&mut self, neg: Negotiated) {
+        if neg.remote != self.neg.remote {
+            tracing::info!("rtp: far end moved to {}", neg.remote);
+            self.remote = neg.remote;
+            self.remote_rtcp = SocketAddr::new(neg.remote.ip(), neg.remote.port().wrapping_add(1));
+            self.last_from_remote = None;
+        }
+        if (neg.codec, neg.payload_type) != (self.neg.codec, self.neg.payload_type) {
+            match for_codec(neg.codec) {
+                Ok(codec) if matches!(neg.codec, Codec::Opus) || self.sink.rate() == SampleRate::Hz8000 => {
+                    let rate = codec.rate();
+                    self.up = StreamResampler::new(self.source.rate(), rate);
+                    self.down = StreamResampler::new(rate, self.sink.rate());
+                    self.coded = Frame::silence(rate);
+                    self.decoded = Frame::silence(rate);
+                    self.stretcher = Stretcher::new(rate.frame_samples());
+                    self.jitter = JitterBuffer::new(codec.clock_rate());
+                    self.codec = codec;
+                    tracing::info!("rtp: codec now {}", neg.codec.name());
+                }
+                Ok(_) => {
+                    tracing::warn!("rtp: cannot switch this endpoint to {}; keeping the old codec", neg.codec.name());
+                    return;
+                }
+                Err(e) => {
+                    tracing::warn!("rtp: cannot switch to {}: {e}", neg.codec.name());
+                    return;
+                }
+            }
+        }
+        self.neg = neg;
     }
 
     fn play_frame(&mut self, frame: &mut Frame) {
@@ -484,21 +611,23 @@ impl Loop {
         self.stats.received.fetch_add(1, Ordering::Relaxed);
         self.received += 1;
         self.first_ext_seq.get_or_insert(seen.extended_seq);
-        self.update_jitter(pkt.header.timestamp);
         if is_event {
             match TelephoneEvent::parse(pkt.payload) {
-                // Every packet of one event carries the same timestamp and the end packet is sent
-                // three times: count an event once, on its first end packet.
-                Ok(ev) if ev.end && self.last_event_end != Some(pkt.header.timestamp) => {
-                    self.last_event_end = Some(pkt.header.timestamp);
-                    self.stats.telephone_events.fetch_add(1, Ordering::Relaxed);
-                    tracing::debug!("rtp: telephone-event {} ({} units)", ev.event, ev.duration);
+                Ok(ev) => {
+                    if let Some(digit) = self.dtmf_in.on_packet(&ev, pkt.header.timestamp) {
+                        self.stats.telephone_events.fetch_add(1, Ordering::Relaxed);
+                        tracing::debug!("rtp: DTMF {digit}");
+                        if let Some(tx) = &self.events {
+                            let _ = tx.send(MediaEvent::Dtmf(digit));
+                        }
+                    }
                 }
-                Ok(_) => {}
                 Err(e) => self.reject(from, &e),
             }
             return;
         }
+        // Events repeat one timestamp, so only audio tells the interarrival jitter.
+        self.update_jitter(pkt.header.timestamp);
         if !matches!(self.neg.codec, Codec::Opus) && pkt.payload.len() != 160 {
             return self.reject(from, &CodecError::G711Length(pkt.payload.len()));
         }

@@ -44,6 +44,8 @@ pub struct Dialog {
     /// Our outbound proxy as a loose route (`<sip:host:port;lr>`): in-dialog requests go through
     /// it when the dialog has no route set of its own (RFC 3261 8.1.2).
     pub outbound: Option<String>,
+    /// The session timer agreed for this dialog (RFC 4028), if any.
+    pub session_timer: Option<super::session_timer::SessionTimer>,
 }
 
 fn uri_in(value: &str) -> Option<String> {
@@ -101,6 +103,7 @@ impl Dialog {
             remote_target: contact_target(invite).ok_or(DialogError::Missing("Contact"))?,
             route_set: record_routes(invite),
             local_cseq: 0,
+            session_timer: None,
             remote_cseq: Some(remote_cseq),
             outbound: None,
         })
@@ -126,6 +129,7 @@ impl Dialog {
             local_cseq: invite_cseq,
             remote_cseq: None,
             outbound: None,
+            session_timer: None,
         })
     }
 

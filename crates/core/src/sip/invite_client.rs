@@ -90,7 +90,7 @@ impl OutgoingInvite {
             format!("\"{}\" ", self.account.display_name.replace('"', "'"))
         };
         let mut out = format!(
-            "INVITE {t} SIP/2.0\r\nVia: {via};branch={branch};rport\r\nMax-Forwards: 70\r\nFrom: {display}<{aor}>;tag={tag}\r\nTo: <{t}>\r\nCall-ID: {cid}\r\nCSeq: {cseq} INVITE\r\nContact: <{contact}>\r\nAllow: INVITE, ACK, CANCEL, BYE, OPTIONS, NOTIFY, REFER, INFO, UPDATE\r\nSupported: replaces\r\nUser-Agent: {ua}\r\n",
+            "INVITE {t} SIP/2.0\r\nVia: {via};branch={branch};rport\r\nMax-Forwards: 70\r\nFrom: {display}<{aor}>;tag={tag}\r\nTo: <{t}>\r\nCall-ID: {cid}\r\nCSeq: {cseq} INVITE\r\nContact: <{contact}>\r\nAllow: INVITE, ACK, CANCEL, BYE, OPTIONS, NOTIFY, REFER, INFO, UPDATE\r\nSupported: replaces, timer\r\nUser-Agent: {ua}\r\n",
             t = self.target,
             via = self.via(),
             tag = self.from_tag,
@@ -192,6 +192,7 @@ impl OutgoingInvite {
                 let dialog = Dialog::from_response(&final_resp, self.cseq);
                 let Ok(mut dialog) = dialog else { return InviteResult::Refused(502) };
                 dialog.outbound = Some(self.ep.outbound_route());
+                dialog.session_timer = super::session_timer::for_uac(&final_resp);
                 let ack = dialog.request("ACK", Some(self.cseq), &self.via(), &request::branch(), &[], None);
                 let _ = self.ep.send(ack.as_bytes()).await;
                 // RFC 3261 13.2.2.4: every retransmission of the 2xx gets the ACK again, for 64*T1.

@@ -130,25 +130,37 @@ impl IncomingInvite {
 
     /// Sends 200 with `sdp` and retransmits it until the ACK; returns the confirmed dialog.
     pub async fn accept(&mut self, sdp: &[u8], requests: &mut CallRequests) -> Result<Dialog, AnswerError> {
-        let mut dialog = Dialog::from_incoming(&self.invite, &self.local_tag)?;
-        dialog.outbound = Some(self.ep.outbound_route());
-        let extra = [format!("Contact: <{}>", self.contact), "Supported: replaces".to_string()];
-        if !self.send(200, "OK", &extra, Some(("application/sdp", sdp))).await {
-            return Err(AnswerError::FlowClosed);
-        }
-        self.await_ack(requests, true).await?;
-        Ok(dialog)
+        self.accept_with(sdp, &[], requests).await.map(|(dialog, _)| dialog)
     }
 
-    /// Retransmits the last response until an ACK arrives (timer G, H = 64*T1).
-    async fn await_ack(&mut self, requests: &mut CallRequests, is_2xx: bool) -> Result<(), AnswerError> {
+    /// [`IncomingInvite::accept`] with `extra` header lines in the 200 (Session-Expires, ...);
+    /// also returns the ACK's body (the answer, when the INVITE came without an offer).
+    pub async fn accept_with(
+        &mut self,
+        sdp: &[u8],
+        extra: &[String],
+        requests: &mut CallRequests,
+    ) -> Result<(Dialog, Vec<u8>), AnswerError> {
+        let mut dialog = Dialog::from_incoming(&self.invite, &self.local_tag)?;
+        dialog.outbound = Some(self.ep.outbound_route());
+        let mut headers = vec![format!("Contact: <{}>", self.contact), "Supported: replaces, timer".to_string()];
+        headers.extend_from_slice(extra);
+        if !self.send(200, "OK", &headers, Some(("application/sdp", sdp))).await {
+            return Err(AnswerError::FlowClosed);
+        }
+        let ack_body = self.await_ack(requests, true).await?;
+        Ok((dialog, ack_body))
+    }
+
+    /// Retransmits the last response until an ACK arrives (timer G, H = 64*T1); returns its body.
+    async fn await_ack(&mut self, requests: &mut CallRequests, is_2xx: bool) -> Result<Vec<u8>, AnswerError> {
         let reliable = !self.ep.flow().is_unreliable();
         let give_up = Instant::now() + self.timers.t1 * 64;
         let mut interval = self.timers.t1;
         let mut next = Instant::now() + interval;
         loop {
             tokio::select! {
-                _ = sleep_until(give_up) => return if is_2xx { Err(AnswerError::NoAck) } else { Ok(()) },
+                _ = sleep_until(give_up) => return if is_2xx { Err(AnswerError::NoAck) } else { Ok(Vec::new()) },
                 // RFC 3261 13.3.1.4: the core retransmits a 2xx even on reliable transports.
                 _ = sleep_until(next), if is_2xx || !reliable => {
                     self.resend().await;
@@ -158,7 +170,7 @@ impl IncomingInvite {
                 req = requests.recv() => match req {
                     None => return Err(AnswerError::FlowClosed),
                     Some(req) => match req.method {
-                        rsip::Method::Ack => return Ok(()),
+                        rsip::Method::Ack => return Ok(req.body().clone()),
                         rsip::Method::Invite if self.same_transaction(&req) => self.resend().await,
                         rsip::Method::Bye if is_2xx => {
                             if let Some(ok) = request::response_to(&req, 200, "OK") {

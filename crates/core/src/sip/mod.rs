@@ -12,6 +12,8 @@ pub mod invite_client;
 pub mod invite_server;
 pub mod message;
 pub mod registration;
+pub mod reinvite;
 pub mod request;
+pub mod session_timer;
 pub mod transaction;
 pub mod transport;

@@ -85,6 +85,8 @@ pub struct Account {
     pub protocol: Protocol,
     /// Requested registration lifetime in seconds.
     pub register_interval: u32,
+    /// Codec preference order, normalised (`opus,pcmu`); `None`: the default order.
+    pub codecs: Option<String>,
     /// The password.
     pub password: Password,
 }
@@ -127,6 +129,8 @@ pub struct AccountDraft {
     pub domain: Option<String>,
     /// Outbound proxy.
     pub outbound_proxy: Option<String>,
+    /// Codec order, e.g. `opus,pcmu`; empty or `default` for the default order.
+    pub codecs: Option<String>,
     /// Whether the account registers.
     pub is_active: Option<bool>,
 }
@@ -140,6 +144,7 @@ impl std::fmt::Debug for AccountDraft {
             .field("username", &self.username)
             .field("password", &self.password.as_ref().map(|_| "***"))
             .field("protocol", &self.protocol)
+            .field("codecs", &self.codecs)
             .field("is_active", &self.is_active)
             .finish_non_exhaustive()
     }
@@ -186,6 +191,8 @@ pub struct AccountView {
     pub domain: String,
     /// Outbound proxy (empty: none).
     pub outbound_proxy: String,
+    /// Codec preference order (`opus,pcmu`); `null`: the default order.
+    pub codecs: Option<String>,
     /// Creation time.
     pub created_at: String,
     /// Last change.
@@ -205,6 +212,7 @@ struct Fields {
     auth_username: String,
     domain: String,
     outbound_proxy: String,
+    codecs: Option<String>,
     is_active: bool,
 }
 
@@ -223,6 +231,7 @@ fn validate_draft(draft: &AccountDraft, base: Option<&AccountView>) -> Result<Fi
     let auth = pick(&draft.auth_username, base.map(|b| b.auth_username.clone()), "");
     let domain = pick(&draft.domain, base.map(|b| b.domain.clone()), "");
     let proxy = pick(&draft.outbound_proxy, base.map(|b| b.outbound_proxy.clone()), "");
+    let codecs = pick(&draft.codecs, base.map(|b| b.codecs.clone().unwrap_or_default()), "");
     let fields = (
         keep(&mut errors, validate::display_name(&display)),
         keep(&mut errors, validate::host("server_host", &host)),
@@ -233,6 +242,7 @@ fn validate_draft(draft: &AccountDraft, base: Option<&AccountView>) -> Result<Fi
         keep(&mut errors, validate::auth_username(&auth)),
         keep(&mut errors, validate::domain(&domain)),
         keep(&mut errors, validate::outbound_proxy(&proxy)),
+        keep(&mut errors, validate::codecs(&codecs)),
     );
     match fields {
         (
@@ -245,6 +255,7 @@ fn validate_draft(draft: &AccountDraft, base: Option<&AccountView>) -> Result<Fi
             Some(auth_username),
             Some(domain),
             Some(outbound_proxy),
+            Some(codecs),
         ) => Ok(Fields {
             display_name,
             server_host,
@@ -255,6 +266,7 @@ fn validate_draft(draft: &AccountDraft, base: Option<&AccountView>) -> Result<Fi
             auth_username,
             domain,
             outbound_proxy,
+            codecs,
             is_active: draft.is_active.or(base.map(|b| b.is_active)).unwrap_or(false),
         }),
         _ => Err(errors),
@@ -280,13 +292,14 @@ pub(super) fn account_from_draft(id: i64, source: Source, draft: &AccountDraft) 
         outbound_proxy: f.outbound_proxy,
         protocol: f.protocol,
         register_interval: f.register_interval,
+        codecs: f.codecs,
         password: Password::new(draft.password.clone().unwrap_or_default()),
     })
 }
 
 const COLUMNS: &str = "id, user_id, display_name, server_host, server_port, username, password, protocol, \
     is_active, is_default, register_interval, last_register_time, auth_username, domain, outbound_proxy, \
-    created_at, updated_at";
+    codecs, created_at, updated_at";
 
 /// Reads a column that older installs may have stored with another type, as text.
 fn text(row: &Row, idx: &str) -> rusqlite::Result<Option<String>> {
@@ -323,6 +336,7 @@ fn view_from_row(row: &Row) -> rusqlite::Result<(AccountView, String)> {
         auth_username: text(row, "auth_username")?.unwrap_or_default(),
         domain: text(row, "domain")?.unwrap_or_default(),
         outbound_proxy: text(row, "outbound_proxy")?.unwrap_or_default(),
+        codecs: text(row, "codecs")?.filter(|c| !c.trim().is_empty()),
         created_at: text(row, "created_at")?.unwrap_or_default(),
         updated_at: text(row, "updated_at")?.unwrap_or_default(),
         source: super::Source::Db,
@@ -369,6 +383,7 @@ impl Store {
                     outbound_proxy: v.outbound_proxy,
                     protocol: v.protocol,
                     register_interval: v.register_interval,
+                    codecs: v.codecs,
                     password,
                 }
             })
@@ -399,8 +414,8 @@ impl Store {
                 tx.query_row("SELECT NOT EXISTS (SELECT 1 FROM sip_configs WHERE is_default = 1)", [], |r| r.get(0))?;
             tx.execute(
                 "INSERT INTO sip_configs (display_name, server_host, server_port, username, password, protocol,
-                    is_active, is_default, register_interval, auth_username, domain, outbound_proxy)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                    is_active, is_default, register_interval, auth_username, domain, outbound_proxy, codecs)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
                 params![
                     f.display_name,
                     f.server_host,
@@ -413,7 +428,8 @@ impl Store {
                     f.register_interval,
                     f.auth_username,
                     f.domain,
-                    f.outbound_proxy
+                    f.outbound_proxy,
+                    f.codecs
                 ],
             )?;
             let id = tx.last_insert_rowid();
@@ -439,7 +455,7 @@ impl Store {
             tx.execute(
                 "UPDATE sip_configs SET display_name = ?2, server_host = ?3, server_port = ?4, username = ?5,
                     password = COALESCE(?6, password), protocol = ?7, is_active = ?8, register_interval = ?9,
-                    auth_username = ?10, domain = ?11, outbound_proxy = ?12,
+                    auth_username = ?10, domain = ?11, outbound_proxy = ?12, codecs = ?13,
                     updated_at = strftime('%Y-%m-%dT%H:%M:%SZ', 'now')
                  WHERE id = ?1",
                 params![
@@ -454,7 +470,8 @@ impl Store {
                     f.register_interval,
                     f.auth_username,
                     f.domain,
-                    f.outbound_proxy
+                    f.outbound_proxy,
+                    f.codecs
                 ],
             )?;
             tx.commit()

@@ -1,9 +1,9 @@
 //! The account defined by environment variables, for kiosks and scripted desks.
 //!
 //! `SIP_SERVER_HOST` (required to define it), `SIP_SERVER_PORT`, `SIP_USERNAME`, `SIP_PASSWORD`,
-//! `SIP_PROTOCOL`, `SIP_REGISTER_INTERVAL`. It is never written to the database. When an active
-//! stored account has the same user, host and port, the environment account replaces it, so
-//! one binding is never registered twice.
+//! `SIP_PROTOCOL`, `SIP_REGISTER_INTERVAL`, `SIP_CODECS` (codec order, e.g. `opus,pcmu`). It is
+//! never written to the database. When an active stored account has the same user, host and port,
+//! the environment account replaces it, so one binding is never registered twice.
 
 use super::account::account_from_draft;
 use super::{Account, AccountDraft, FieldError, Source};
@@ -27,6 +27,7 @@ pub fn env_account(get: impl Fn(&str) -> Option<String>) -> Result<Option<Accoun
         password: get("SIP_PASSWORD"),
         protocol: get("SIP_PROTOCOL"),
         register_interval: get("SIP_REGISTER_INTERVAL"),
+        codecs: get("SIP_CODECS"),
         is_active: Some(true),
         ..AccountDraft::default()
     };
@@ -85,6 +86,22 @@ mod tests {
                 .unwrap_err();
         let codes: Vec<_> = e.0.iter().map(|f| f.code).collect();
         assert_eq!(codes, ["port_range", "username_empty"]);
+        let e = env_account(env(&[("SIP_SERVER_HOST", "h.example"), ("SIP_USERNAME", "1"), ("SIP_CODECS", "g729")]))
+            .unwrap_err();
+        assert_eq!(e.0, [FieldError { field: "codecs", code: "codecs_unknown" }]);
+        assert!(e.to_string().contains("codecs:"), "{e}");
+    }
+
+    #[test]
+    fn codec_order_comes_from_sip_codecs() {
+        let with = |codecs: &[(&'static str, &'static str)]| {
+            let mut pairs = vec![("SIP_SERVER_HOST", "h.example"), ("SIP_USERNAME", "1001")];
+            pairs.extend_from_slice(codecs);
+            env_account(env(&pairs)).unwrap().unwrap().codecs
+        };
+        assert_eq!(with(&[]), None);
+        assert_eq!(with(&[("SIP_CODECS", "PCMA, pcmu")]).as_deref(), Some("pcma,pcmu"));
+        assert_eq!(with(&[("SIP_CODECS", "default")]), None);
     }
 
     #[test]

@@ -1,14 +1,15 @@
 //! Versioned schema migrations, tracked in `PRAGMA user_version`.
 //!
 //! Version 1 is the organisation's original `sip_configs` table (created only if absent, so an
-//! existing database keeps its rows); later versions add to it. Each step runs in its own
+//! existing database keeps its rows); later versions add to it (v2 desk fields and settings, v3
+//! call history, v4 the per-account codec order). Each step runs in its own
 //! transaction together with the version bump. A database from a newer SipDesk is refused
 //! untouched rather than guessed at.
 
 use rusqlite::{Connection, Transaction};
 
 /// The schema version this build writes.
-pub const LATEST: i64 = 3;
+pub const LATEST: i64 = 4;
 
 /// Why migrating failed.
 #[derive(Debug, thiserror::Error)]
@@ -28,16 +29,22 @@ pub enum MigrationError {
 
 /// Brings the schema up to [`LATEST`].
 pub fn migrate(conn: &mut Connection) -> Result<(), MigrationError> {
+    migrate_to(conn, LATEST)
+}
+
+/// Brings the schema up to `target` (tests build older versions with it).
+pub(super) fn migrate_to(conn: &mut Connection, target: i64) -> Result<(), MigrationError> {
     let found: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     if found > LATEST {
         return Err(MigrationError::NewerSchema { found, supported: LATEST });
     }
-    for version in (found + 1)..=LATEST {
+    for version in (found + 1)..=target.min(LATEST) {
         let tx = conn.transaction()?;
         match version {
             1 => v1_base(&tx)?,
             2 => v2_desk_fields(&tx)?,
             3 => v3_call_history(&tx)?,
+            4 => v4_account_codecs(&tx)?,
             _ => unreachable!("every version up to LATEST has a step"),
         }
         tx.pragma_update(None, "user_version", version)?;
@@ -114,4 +121,13 @@ fn v3_call_history(tx: &Transaction) -> rusqlite::Result<()> {
         );
         CREATE INDEX IF NOT EXISTS call_history_started ON call_history (started_at DESC);",
     )
+}
+
+/// The codec order of an account: a comma list of names such as `opus,pcmu,pcma`; NULL (every
+/// existing row) means the default order.
+fn v4_account_codecs(tx: &Transaction) -> rusqlite::Result<()> {
+    if !has_column(tx, "sip_configs", "codecs")? {
+        tx.execute_batch("ALTER TABLE sip_configs ADD COLUMN codecs TEXT;")?;
+    }
+    Ok(())
 }

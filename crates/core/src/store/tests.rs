@@ -182,3 +182,91 @@ fn data_version_changes_when_another_connection_commits() {
     other.create_account(&draft("h.example", "5060", "1001", Some("pw"))).unwrap();
     assert_ne!(store.data_version().unwrap(), before);
 }
+
+#[test]
+fn a_version_3_database_gains_a_null_codec_order_and_keeps_its_rows() {
+    let (_d, path) = temp_db();
+    let mut c = Connection::open(&path).unwrap();
+    migrations::migrate_to(&mut c, 3).unwrap();
+    c.execute_batch(
+        "INSERT INTO sip_configs (server_host, username, password, is_active, is_default, display_name)
+           VALUES ('pbx.example.com', '1001', '', 1, 1, 'Desk 1');
+         INSERT INTO call_history (call_id, direction, remote) VALUES ('c1', 'in', 'sip:2002@pbx');",
+    )
+    .unwrap();
+    let columns: Vec<String> = c
+        .prepare("SELECT name FROM pragma_table_info('sip_configs')")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert!(!columns.iter().any(|n| n == "codecs"), "version 3 has no codecs column");
+    drop(c);
+    let mut store = open(&path).unwrap();
+    let v: i64 = Connection::open(&path).unwrap().query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+    assert_eq!(v, SCHEMA_VERSION);
+    let view = &store.list_accounts().unwrap()[0];
+    assert_eq!((view.display_name.as_str(), view.codecs.as_deref()), ("Desk 1", None));
+    assert_eq!(store.active_accounts().unwrap()[0].codecs, None);
+    assert_eq!(store.history(10).unwrap().len(), 1, "the call history is kept");
+    store
+        .update_account(view.id, &AccountDraft { codecs: Some("pcma,pcmu".into()), ..AccountDraft::default() })
+        .unwrap();
+    assert_eq!(store.account(view.id).unwrap().codecs.as_deref(), Some("pcma,pcmu"));
+    // Opening again is a no-op.
+    drop(store);
+    assert_eq!(open(&path).unwrap().account(1).unwrap().codecs.as_deref(), Some("pcma,pcmu"));
+}
+
+#[test]
+fn codec_order_is_stored_normalised_kept_on_edit_and_cleared_by_default() {
+    let (_d, path) = temp_db();
+    let mut store = open(&path).unwrap();
+    let mut d = draft("h.example", "5060", "1001", Some("pw"));
+    d.codecs = Some(" Opus, PCMU ".into());
+    let id = store.create_account(&d).unwrap();
+    assert_eq!(store.account(id).unwrap().codecs.as_deref(), Some("opus,pcmu"));
+    store.update_account(id, &AccountDraft { server_port: Some("5070".into()), ..AccountDraft::default() }).unwrap();
+    assert_eq!(store.active_accounts().unwrap()[0].codecs.as_deref(), Some("opus,pcmu"), "kept when not given");
+    for bad in ["g729", "pcmu,pcmu", ","] {
+        let edit = AccountDraft { codecs: Some(bad.into()), ..AccountDraft::default() };
+        let StoreError::Invalid(fields) = store.update_account(id, &edit).unwrap_err() else { panic!("{bad}") };
+        assert_eq!(fields.iter().map(|f| f.field).collect::<Vec<_>>(), ["codecs"], "{bad}");
+    }
+    assert_eq!(store.account(id).unwrap().codecs.as_deref(), Some("opus,pcmu"), "a rejected edit changes nothing");
+    store.update_account(id, &AccountDraft { codecs: Some("default".into()), ..AccountDraft::default() }).unwrap();
+    assert_eq!(store.account(id).unwrap().codecs, None);
+    store.update_account(id, &AccountDraft { codecs: Some("pcma".into()), ..AccountDraft::default() }).unwrap();
+    store.update_account(id, &AccountDraft { codecs: Some(String::new()), ..AccountDraft::default() }).unwrap();
+    assert_eq!(store.account(id).unwrap().codecs, None, "an empty value is the default order too");
+    let column: Option<String> =
+        Connection::open(&path).unwrap().query_row("SELECT codecs FROM sip_configs", [], |r| r.get(0)).unwrap();
+    assert_eq!(column, None, "the default order is NULL in the column");
+    // Every field error is reported together, codecs among them.
+    let mut d = draft("h.example", "0", "1002", Some("pw"));
+    d.codecs = Some("pcmu,g722".into());
+    let StoreError::Invalid(fields) = store.create_account(&d).unwrap_err() else { panic!("expected Invalid") };
+    let codes: Vec<_> = fields.iter().map(|f| (f.field, f.code)).collect();
+    assert_eq!(codes, [("server_port", "port_range"), ("codecs", "codecs_unknown")]);
+}
+
+#[test]
+fn an_accounts_codec_order_wins_over_sipdesk_codecs_which_wins_over_the_default() {
+    use crate::media::offer_answer::{Codec, MediaPolicy};
+    let (_d, path) = temp_db();
+    let mut store = open(&path).unwrap();
+    let mut d = draft("h.example", "5060", "1001", Some("pw"));
+    d.codecs = Some("pcma,pcmu".into());
+    store.create_account(&d).unwrap();
+    store.create_account(&draft("h.example", "5060", "1002", Some("pw"))).unwrap();
+    let accounts = store.active_accounts().unwrap();
+    let policy = |a: &Account, env: Option<&str>| MediaPolicy::with_codecs(a.codecs.as_deref(), env).codecs;
+    assert_eq!(policy(&accounts[0], None), [Codec::Pcma, Codec::Pcmu]);
+    assert_eq!(policy(&accounts[0], Some("opus")), [Codec::Pcma, Codec::Pcmu], "the account wins");
+    assert_eq!(policy(&accounts[1], Some("opus,pcmu")), [Codec::Opus, Codec::Pcmu], "then SIPDESK_CODECS");
+    assert_eq!(policy(&accounts[1], None), MediaPolicy::default().codecs, "then the default");
+    assert_eq!(policy(&accounts[1], Some("g729")), MediaPolicy::default().codecs);
+    // A hand-edited column the store would not accept falls back like an unset one.
+    assert_eq!(MediaPolicy::with_codecs(Some("g729"), Some("pcma")).codecs, [Codec::Pcma]);
+}

@@ -34,6 +34,9 @@ impl FieldError {
             "domain_invalid" => "domain must be a host name or IP address",
             "outbound_proxy_invalid" => "outbound proxy must be host[:port] or a sip: URI",
             "display_name_invalid" => "display name must be at most 64 characters without control characters",
+            "codecs_unknown" => "codecs must be names from pcmu, pcma, opus, separated by commas",
+            "codecs_repeated" => "a codec may be listed only once",
+            "codecs_empty" => "the codec list names no codec (use default for the default order)",
             _ => "invalid value",
         }
     }
@@ -193,6 +196,32 @@ pub fn display_name(value: &str) -> Result<String, FieldError> {
     Ok(v.to_string())
 }
 
+/// Codec names an account may list, as `SIPDESK_CODECS` spells them (the media layer knows each).
+pub const CODECS: [&str; 3] = ["pcmu", "pcma", "opus"];
+
+/// Checks a codec preference order: names from [`CODECS`] (any case) separated by commas, each
+/// at most once; empty entries are skipped. Returns it normalised (`opus,pcmu`), or `None` for the
+/// default order: an empty value or `default`.
+pub fn codecs(value: &str) -> Result<Option<String>, FieldError> {
+    let v = value.trim();
+    if v.is_empty() || v.eq_ignore_ascii_case("default") {
+        return Ok(None);
+    }
+    let err = |code| FieldError { field: "codecs", code };
+    let mut names: Vec<&'static str> = Vec::new();
+    for item in v.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+        let name = CODECS.into_iter().find(|c| item.eq_ignore_ascii_case(c)).ok_or(err("codecs_unknown"))?;
+        if names.contains(&name) {
+            return Err(err("codecs_repeated"));
+        }
+        names.push(name);
+    }
+    if names.is_empty() {
+        return Err(err("codecs_empty"));
+    }
+    Ok(Some(names.join(",")))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -248,5 +277,36 @@ mod tests {
         assert_eq!(display_name("a\u{7}").unwrap_err().code, "display_name_invalid");
         assert_eq!(domain("").unwrap(), "");
         assert_eq!(domain("bad domain").unwrap_err().code, "domain_invalid");
+    }
+
+    #[test]
+    fn codec_orders() {
+        assert_eq!(codecs("").unwrap(), None);
+        assert_eq!(codecs(" Default ").unwrap(), None);
+        assert_eq!(codecs("opus, PCMU,pcma").unwrap().as_deref(), Some("opus,pcmu,pcma"));
+        assert_eq!(codecs("pcma,").unwrap().as_deref(), Some("pcma"));
+        for (bad, code) in [
+            ("g729", "codecs_unknown"),
+            ("pcmu,g722", "codecs_unknown"),
+            ("pcmu pcma", "codecs_unknown"),
+            ("default,pcmu", "codecs_unknown"),
+            ("pcmu,PCMU", "codecs_repeated"),
+            (",", "codecs_empty"),
+            (" , ,", "codecs_empty"),
+        ] {
+            assert_eq!(codecs(bad).unwrap_err(), FieldError { field: "codecs", code }, "{bad}");
+        }
+        // The store's names and the media layer's codecs are the same set.
+        use crate::media::offer_answer::Codec;
+        for name in CODECS {
+            assert!(Codec::from_name(name).is_some(), "{name}");
+        }
+        for c in [Codec::Pcmu, Codec::Pcma, Codec::Opus] {
+            // A new codec stops this match compiling until it is listed here and in CODECS.
+            match c {
+                Codec::Pcmu | Codec::Pcma | Codec::Opus => {}
+            }
+            assert!(CODECS.contains(&c.name().to_ascii_lowercase().as_str()), "{c:?}");
+        }
     }
 }

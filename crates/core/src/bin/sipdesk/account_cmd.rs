@@ -38,18 +38,22 @@ pub fn run(db: Option<PathBuf>, cmd: AccountCmd) -> ExitCode {
             if json {
                 println!("{}", serde_json::to_string_pretty(&accounts).expect("views serialise"));
             } else {
-                println!("{:<4} {:<7} {:<6} {:<8} {:<30} USER", "ID", "ACTIVE", "PROTO", "DEFAULT", "SERVER");
+                println!(
+                    "{:<4} {:<7} {:<6} {:<8} {:<30} {:<16} CODECS",
+                    "ID", "ACTIVE", "PROTO", "DEFAULT", "SERVER", "USER"
+                );
                 for a in accounts {
                     let server = format!("{}:{}", a.server_host, a.server_port);
                     let yes = |b: bool| if b { "yes" } else { "no" };
                     println!(
-                        "{:<4} {:<7} {:<6} {:<8} {:<30} {}",
+                        "{:<4} {:<7} {:<6} {:<8} {:<30} {:<16} {}",
                         a.id,
                         yes(a.is_active),
                         a.protocol.as_str(),
                         yes(a.is_default),
                         server,
-                        a.username
+                        a.username,
+                        a.codecs.as_deref().unwrap_or("default")
                     );
                 }
             }
@@ -76,6 +80,7 @@ fn draft(f: FieldArgs) -> AccountDraft {
         auth_username: f.auth_user,
         domain: f.domain,
         outbound_proxy: f.outbound_proxy,
+        codecs: f.codecs,
         ..AccountDraft::default()
     }
 }

@@ -144,6 +144,10 @@ pub struct FieldArgs {
     /// Outbound proxy: host[:port] or sip:host[:port].
     #[arg(long)]
     pub outbound_proxy: Option<String>,
+    /// Codec preference order, e.g. opus,pcmu,pcma (known: pcmu, pcma, opus); "default" for the
+    /// default order ($SIPDESK_CODECS, else pcmu,pcma).
+    #[arg(long, value_name = "LIST")]
+    pub codecs: Option<String>,
 }
 
 /// `sipdesk run`.
