@@ -15,10 +15,16 @@ const COMMANDS: &[&str] = &[
     "call_answer",
     "call_reject",
     "call_hangup",
+    "call_mute",
     "calls_list",
     "dnd_get",
     "dnd_set",
     "history_list",
+    "audio_devices",
+    "audio_settings_get",
+    "audio_settings_set",
+    "audio_test_tone",
+    "mic_meter",
 ];
 
 fn main() {

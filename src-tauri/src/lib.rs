@@ -3,7 +3,8 @@
 //! incoming call brings the window to the front.
 
 use sipdesk_core::desk::{
-    AccountStatus, ApiError, CallCommand, CallView, Desk, DeskOptions, DeskStatus, Event, EventEnvelope, UiSettings,
+    AccountStatus, ApiError, AudioDevices, AudioSettings, CallCommand, CallView, Desk, DeskOptions, DeskStatus, Event,
+    EventEnvelope, UiSettings,
 };
 use sipdesk_core::store::{AccountDraft, CallRecord};
 use tauri::{AppHandle, Emitter, Manager, RunEvent, State};
@@ -79,6 +80,11 @@ fn call_hangup(desk: State<'_, Desk>, call_id: String) -> Result<(), ApiError> {
     desk.call_command(&call_id, CallCommand::Hangup)
 }
 
+#[tauri::command(async, rename_all = "snake_case")]
+fn call_mute(desk: State<'_, Desk>, call_id: String, on: bool) -> Result<(), ApiError> {
+    desk.call_command(&call_id, CallCommand::Mute(on))
+}
+
 #[tauri::command(async)]
 fn calls_list(desk: State<'_, Desk>) -> Vec<CallView> {
     desk.calls_list()
@@ -99,11 +105,40 @@ fn history_list(desk: State<'_, Desk>, limit: u32) -> Result<Vec<CallRecord>, Ap
     desk.history_list(limit)
 }
 
+#[tauri::command(async)]
+fn audio_devices(desk: State<'_, Desk>) -> Result<AudioDevices, ApiError> {
+    desk.audio_devices()
+}
+
+#[tauri::command(async)]
+fn audio_settings_get(desk: State<'_, Desk>) -> AudioSettings {
+    desk.audio_settings_get()
+}
+
+#[tauri::command(async)]
+fn audio_settings_set(desk: State<'_, Desk>, settings: AudioSettings) -> Result<(), ApiError> {
+    desk.audio_settings_set(settings)
+}
+
+#[tauri::command(async)]
+fn audio_test_tone(desk: State<'_, Desk>) -> Result<(), ApiError> {
+    desk.audio_test_tone()
+}
+
+#[tauri::command(async)]
+fn mic_meter(desk: State<'_, Desk>, on: bool) {
+    desk.mic_meter(on)
+}
+
 /// Opens the desk (a broken database still opens the window, with the error in `desk_status`),
 /// starts it and runs the app until its window closes.
 pub fn run() {
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info".into())
+                .add_directive(sipdesk_core::media::device::QUIET_PULSE_LOG.parse().expect("a valid directive")),
+        )
         .init();
     let desk = Desk::open(DeskOptions::from_env());
     let app = tauri::Builder::default()
@@ -122,10 +157,16 @@ pub fn run() {
             call_answer,
             call_reject,
             call_hangup,
+            call_mute,
             calls_list,
             dnd_get,
             dnd_set,
             history_list,
+            audio_devices,
+            audio_settings_get,
+            audio_settings_set,
+            audio_test_tone,
+            mic_meter,
         ])
         .setup(move |app| {
             tauri::async_runtime::spawn(start_and_forward(desk, app.handle().clone()));

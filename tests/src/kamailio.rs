@@ -23,6 +23,9 @@ pub struct Config {
     pub algorithm: &'static str,
     /// Listen on ::1 instead of 127.0.0.1.
     pub ipv6: bool,
+    /// Session timers: the `sst` and `dialog` modules ask calls for this Session-Expires (and
+    /// Min-SE), and end a call with BYE both ways when it is not refreshed in time.
+    pub session_expires: Option<u32>,
 }
 
 impl Default for Config {
@@ -33,6 +36,7 @@ impl Default for Config {
             max_expires: 10,
             algorithm: "MD5",
             ipv6: false,
+            session_expires: None,
         }
     }
 }
@@ -61,7 +65,13 @@ impl Kamailio {
             .replace("{{MIN_EXPIRES}}", &cfg.min_expires.to_string())
             .replace("{{MAX_EXPIRES}}", &cfg.max_expires.to_string())
             .replace("{{ALGORITHM}}", cfg.algorithm)
-            .replace("{{USERS}}", &users);
+            .replace("{{USERS}}", &users)
+            .replace("{{SST_MODULES}}", &cfg.session_expires.map_or(String::new(), sst_modules))
+            .replace(
+                "{{SST_INVITE}}",
+                // sst inserts Session-Expires (its min_se) into INVITEs that lack one.
+                if cfg.session_expires.is_some() { "setflag(4);\n\t\tsetflag(6);" } else { "" },
+            );
         std::fs::write(dir.path().join("kamailio.cfg"), text).expect("write cfg");
         let mut k = Kamailio { port, dir, child: None };
         k.spawn();
@@ -171,4 +181,14 @@ pub fn free_port_on(ip: &str) -> u16 {
         }
     }
     panic!("no free port for both UDP and TCP on {ip}");
+}
+
+/// The dialog and sst module set-up for a session interval of `secs`.
+fn sst_modules(secs: u32) -> String {
+    format!(
+        "loadmodule \"dialog.so\"\nloadmodule \"sst.so\"\nmodparam(\"dialog\", \"dlg_flag\", 4)\n\
+         modparam(\"dialog\", \"send_bye\", 1)\nmodparam(\"dialog\", \"timeout_avp\", \"$avp(dlg_timeout)\")\n\
+         modparam(\"sst\", \"timeout_avp\", \"$avp(dlg_timeout)\")\nmodparam(\"sst\", \"sst_flag\", 6)\n\
+         modparam(\"sst\", \"min_se\", {secs})\n"
+    )
 }

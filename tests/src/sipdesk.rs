@@ -1,7 +1,7 @@
 //! The headless `sipdesk` binary under test: running account commands, and `run --json` as a
 //! child whose stdout lines are collected and validated against docs/EVENTS.md.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, ExitStatus, Output, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
@@ -213,8 +213,12 @@ impl Drop for Running {
 fn pipe_lines(r: impl std::io::Read + Send + 'static) -> Receiver<String> {
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
-        for line in BufReader::new(r).lines() {
-            let Ok(line) = line else { return };
+        // Lossy: one line that is not UTF-8 (a logged datagram) must not end the capture.
+        let mut reader = BufReader::new(r);
+        let mut buf = Vec::new();
+        while matches!(std::io::BufRead::read_until(&mut reader, b'\n', &mut buf), Ok(n) if n > 0) {
+            let line = String::from_utf8_lossy(&buf).trim_end_matches(['\n', '\r']).to_string();
+            buf.clear();
             if tx.send(line).is_err() {
                 return;
             }

@@ -256,3 +256,79 @@ fn dtmf_as_sip_info_reaches_the_phone() {
     let (code, _) = rig.desk.terminate(Duration::from_secs(3));
     assert!(code.success());
 }
+
+/// Kamailio's `sst` and `dialog` modules ask for a 90 s Session-Expires and end a call that is
+/// not refreshed in time with BYE both ways. baresip (no timer support) calls the desk, so the
+/// desk must refresh: the call must outlive two refresh intervals with audio still flowing.
+#[test]
+fn session_timer_keeps_a_long_call_through_two_refreshes() {
+    let mut needed = vec![];
+    needed.extend_from_slice(baresip::PROGRAMS);
+    needed.extend_from_slice(kamailio::PROGRAMS);
+    if !sipdesk_e2e::require_programs("call_features", &needed) {
+        return;
+    }
+    let k = Kamailio::start(&Config {
+        users: vec![("1001".into(), "pw-1001".into()), ("2001".into(), "pw-2001".into())],
+        max_expires: 60,
+        session_expires: Some(90),
+        ..Config::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let phone_wav = dir.path().join("phone.wav");
+    write_tone_wav(&phone_wav, PHONE_HZ, 8000, 150.0, -12.0, 0.0);
+    let mut phone = Baresip::start(&BaresipConfig {
+        user: "2001".into(),
+        password: "pw-2001".into(),
+        registrar_port: k.port,
+        codec: "pcmu",
+        auto_answer: true,
+        play_wav: Some(phone_wav),
+        record_dir: dir.path().join("phone-rec"),
+        ..BaresipConfig::default()
+    });
+    phone.wait_registered(Duration::from_secs(10));
+    let db = dir.path().join("desk.db");
+    add_account(
+        &db,
+        &["--host", "127.0.0.1", "--port", &k.port.to_string(), "--user", "1001", "--interval", "60", "--activate"],
+        "pw-1001",
+    );
+    let mut desk = Running::start(&db, &["--auto-answer", "--audio", "null"], &[]);
+    desk.wait_for("registered", Duration::from_secs(10), |v| {
+        v["event"] == "registration" && v["state"] == "registered"
+    });
+    phone.dial(&format!("sip:1001@127.0.0.1:{}", k.port));
+    desk.wait_for("active", Duration::from_secs(10), state("active"));
+    std::thread::sleep(Duration::from_secs(5));
+    // Two refreshes at 45 s and 90 s; without them Kamailio would end the call at 90 s.
+    std::thread::sleep(Duration::from_secs(100));
+    assert!(
+        !desk.seen().iter().any(|v| state("ended")(v)),
+        "the call was dropped: {:?}",
+        desk.seen().iter().filter(|v| v["event"] == "call").collect::<Vec<_>>()
+    );
+    assert!(!phone.events().iter().any(|e| e["type"] == "CALL_CLOSED"), "the phone's call closed");
+    let log = k.log();
+    // Events queue up while the test sleeps: skip to a level report from now.
+    let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
+    let level = loop {
+        let v = desk.wait_next("audio still flows", Duration::from_secs(2), |v| v["event"] == "call_level");
+        if v["ts_ms"].as_u64().unwrap_or(0) >= now_ms {
+            break v;
+        }
+    };
+    assert!(level["rx_dbfs"].as_f64().unwrap() > -20.0, "{level}");
+    // The phone sent the first INVITE (twice: 407, then with credentials); the rest are the desk's.
+    let invites: Vec<&str> = log.lines().filter_map(|l| l.split("INVITE from ").nth(1)?.split(' ').next()).collect();
+    let refreshes = invites.iter().filter(|src| Some(*src) != invites.first()).count();
+    assert!(refreshes >= 2, "the desk refreshed {refreshes} times; kamailio log:\n{log}");
+    assert!(
+        desk.stderr_text().contains("session timer: 90 s, refreshed by us"),
+        "the proxy's Session-Expires reached the desk"
+    );
+    phone.hangup();
+    desk.wait_for("ended", Duration::from_secs(5), state("ended"));
+    let (code, _) = desk.terminate(Duration::from_secs(3));
+    assert!(code.success());
+}

@@ -1,11 +1,15 @@
 //! The audio device endpoint against virtual devices on a private PipeWire: a 700 Hz tone played
 //! into the "mic" null sink must come out of the endpoint's source, and a 1020 Hz tone put into
-//! its sink must reach the default "spk" sink (recorded from `spk.monitor`).
+//! its sink must reach the default "spk" sink (recorded from `spk.monitor`). Then a sink opened
+//! on the "headset" sink by name plays there and not on the default; when "headset" is unloaded
+//! mid-stream, the fallback sink reports the switch and the tone goes on on "spk".
 
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use sipdesk_core::media::device::{list_devices, DeviceEndpoint, DeviceError};
-use sipdesk_core::media::frame::{Frame, SampleRate, SourcePoll};
+use sipdesk_core::media::device::{list_devices, DeviceEndpoint, DeviceError, DeviceSink, Direction};
+use sipdesk_core::media::device_fallback::{FallbackSink, Switch};
+use sipdesk_core::media::frame::{Frame, FrameSink, SampleRate, SourcePoll};
 use sipdesk_core::media::tone::{ToneSource, ToneSpec};
 use sipdesk_e2e::audio::{analyse, read_wav, write_tone_wav};
 use sipdesk_e2e::pipewire::{self, PipeWire};
@@ -31,7 +35,11 @@ fn device_endpoint_captures_the_mic_and_plays_to_the_speaker() {
 
     let devices = list_devices().expect("list devices");
     eprintln!("devices: {devices:?}");
-    assert!(devices.outputs.iter().any(|d| d == "pulse"), "ALSA's pulse device is listed: {devices:?}");
+    let ids = |list: &[sipdesk_core::media::device::DeviceInfo]| list.iter().map(|d| d.id.clone()).collect::<Vec<_>>();
+    assert!(ids(&devices.outputs).contains(&"spk".to_string()), "each sink is listed by name: {devices:?}");
+    assert!(ids(&devices.inputs).contains(&"mic.monitor".to_string()), "each source is listed: {devices:?}");
+    assert_eq!(devices.default_output.as_deref(), Some("spk"));
+    assert_eq!(devices.default_input.as_deref(), Some("mic.monitor"));
 
     let (mut source, mut sink) =
         DeviceEndpoint::open(None, None, SampleRate::Hz8000).expect("open default devices").into_parts();
@@ -90,6 +98,75 @@ fn device_endpoint_captures_the_mic_and_plays_to_the_speaker() {
     let err =
         DeviceEndpoint::open(Some("no-such-headset"), None, SampleRate::Hz8000).err().expect("unknown device refused");
     assert!(matches!(err, DeviceError::NotFound { direction: "input", .. }), "{err}");
+
+    named_sink_then_fallback_when_it_is_unloaded(&rig);
     drop(rig);
     eprintln!("device test took {:?}", started.elapsed());
+}
+
+/// Plays 20 ms frames of `gen` into `sink` at the call's pace for `ms`.
+fn play_for(sink: &mut dyn FrameSink, gen: &mut ToneSource, ms: u64) {
+    let mut frame = Frame::silence(SampleRate::Hz8000);
+    let t0 = Instant::now();
+    for n in 1..=ms / 20 {
+        gen.fill(frame.samples_mut());
+        sink.put_frame(&frame);
+        std::thread::sleep((t0 + Duration::from_millis(20 * n)).saturating_duration_since(Instant::now()));
+    }
+}
+
+fn analysed(path: &std::path::Path) -> sipdesk_e2e::audio::Analysis {
+    let (samples, rate) = read_wav(path);
+    analyse(&samples, rate)
+}
+
+fn named_sink_then_fallback_when_it_is_unloaded(rig: &PipeWire) {
+    let module = rig.pactl(&["load-module", "module-null-sink", "sink_name=headset", "rate=48000", "channels=1"]);
+    std::thread::sleep(Duration::from_millis(300));
+    let (on_headset, on_spk) = (rig.dir().join("headset.wav"), rig.dir().join("spk-before.wav"));
+    let mut rec_headset = rig.record("headset.monitor", DEVICE_HZ, &on_headset);
+    let mut rec_spk = rig.record("spk.monitor", DEVICE_HZ, &on_spk);
+    std::thread::sleep(Duration::from_millis(300));
+    let headset = DeviceSink::open(Some("headset"), SampleRate::Hz8000).expect("open the headset by name");
+    assert_eq!(headset.device(), "headset");
+    let switches = Arc::new(Mutex::new(Vec::<Switch>::new()));
+    let seen = switches.clone();
+    let mut sink = FallbackSink::new(
+        Some(headset),
+        Some("headset".into()),
+        SampleRate::Hz8000,
+        Arc::new(move |s| seen.lock().unwrap().push(s)),
+    );
+    let mut gen = ToneSource::new(ToneSpec::sine(880.0, -12.0), SampleRate::Hz8000);
+    play_for(&mut sink, &mut gen, 1500);
+    rec_headset.stop();
+    rec_spk.stop();
+    let a = analysed(&on_headset);
+    eprintln!("named sink: headset.monitor {a:?}");
+    assert!((a.dominant_hz - 880.0).abs() <= 3.0 && a.rms_dbfs > -20.0, "the tone is on the headset: {a:?}");
+    let a = analysed(&on_spk);
+    assert!(a.coverage < 0.05, "nothing on the default sink while the headset is chosen: {a:?}");
+
+    // Unplug the headset mid-stream: within about 2 s the tone is on the default sink.
+    let after = rig.dir().join("spk-after.wav");
+    let mut rec_after = rig.record("spk.monitor", DEVICE_HZ, &after);
+    rig.pactl(&["unload-module", module.trim()]);
+    play_for(&mut sink, &mut gen, 3000);
+    std::thread::sleep(Duration::from_millis(200));
+    rec_after.stop();
+    assert!(sink.close().is_ok());
+    let got = switches.lock().unwrap().clone();
+    eprintln!("switches: {got:?}");
+    assert_eq!(got.len(), 1, "one switch: {got:?}");
+    assert_eq!(
+        (got[0].direction, got[0].lost.as_deref(), got[0].used.as_deref()),
+        (Direction::Output, Some("headset"), Some("spk"))
+    );
+    let (samples, rate) = read_wav(&after);
+    // The second before the tone stopped (the recording runs on 200 ms after it).
+    let end = samples.len().saturating_sub(rate as usize * 3 / 10);
+    let last_second = &samples[end.saturating_sub(rate as usize)..end];
+    let a = analyse(last_second, rate);
+    eprintln!("after the unplug, spk.monitor: {a:?}");
+    assert!((a.dominant_hz - 880.0).abs() <= 3.0 && a.coverage > 0.9, "the tone goes on on the default sink: {a:?}");
 }

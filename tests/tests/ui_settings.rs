@@ -74,15 +74,19 @@ fn settings_screen_in_the_real_webview() {
     assert_eq!(s.text("#header-status").unwrap(), en("header.no_account"));
     save_screenshot(&s, "settings-empty.png");
 
-    // The core rejects port 70000; the form shows its field code's English text.
+    // The core rejects port 70000 and an unknown codec; the form shows each field code's English text.
     s.click("#add-account").unwrap();
     fill_form(&s, "Front desk", "pbx.example.com", "70000", "1001");
+    s.set("#f-codecs", "pcmu,g729").unwrap();
     s.click("#save-account").unwrap();
     s.wait_text("#err-server_port", &en("fielderr.port_range"), WAIT).unwrap();
+    s.wait_text("#err-codecs", &en("fielderr.codecs_unknown"), WAIT).unwrap();
+    assert_eq!(s.with("#f-codecs", |e| e.attribute("aria-invalid")).unwrap().as_deref(), Some("true"));
     assert_eq!(s.find_all(".account-row").unwrap().len(), 0);
     save_screenshot(&s, "settings-account-form.png");
 
     s.set("#f-server_port", "5060").unwrap();
+    s.set("#f-codecs", "PCMA, pcmu").unwrap();
     s.click("#save-account").unwrap();
     s.wait_gone("#account-dialog", WAIT).unwrap();
     s.wait_count(".account-row", 1, WAIT).unwrap();
@@ -110,6 +114,8 @@ fn settings_screen_in_the_real_webview() {
     assert_eq!(s.with("#f-password", |e| e.property("value")).unwrap(), Value::String(String::new()));
     let placeholder = s.with("#f-password", |e| e.attribute("placeholder")).unwrap();
     assert_eq!(placeholder.as_deref(), Some(en("form.password_unchanged").as_str()));
+    // The codec order was stored normalised, and the form shows it.
+    assert_eq!(s.with("#f-codecs", |e| e.property("value")).unwrap(), Value::String("pcma,pcmu".into()));
     s.click("#cancel-account").unwrap();
     desk.close(s);
 
@@ -152,8 +158,9 @@ const CORE_CODES: &[(&str, &str)] = &[
     ),
     ("fielderr", "host_empty host_invalid port_invalid port_range username_empty username_invalid password_required"),
     ("fielderr", "protocol_invalid interval_invalid interval_range auth_username_invalid domain_invalid"),
-    ("fielderr", "outbound_proxy_invalid display_name_invalid"),
+    ("fielderr", "outbound_proxy_invalid display_name_invalid codecs_unknown codecs_repeated codecs_empty"),
     ("error", "invalid_account not_found store_unavailable store_locked instance_running invalid_locale"),
+    ("error", "unknown_device audio_unavailable"),
 ];
 
 /// Double-quoted string literals in a TypeScript source (enough for keys, which never hold quotes).

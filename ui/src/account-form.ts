@@ -18,6 +18,7 @@ const LAYOUT: [keyof AccountDraft, string, number, boolean][] = [
   ["auth_username", "field.auth_username", 3, true],
   ["domain", "field.domain", 3, true],
   ["outbound_proxy", "field.outbound_proxy", 6, true],
+  ["codecs", "field.codecs", 6, true],
 ];
 
 export class AccountForm {
@@ -80,6 +81,7 @@ export class AccountForm {
       auth_username: text("auth_username"),
       domain: text("domain"),
       outbound_proxy: text("outbound_proxy"),
+      codecs: text("codecs"),
       is_active: (this.controls.get("is_active") as HTMLInputElement).checked,
     };
   }
@@ -124,6 +126,7 @@ export class AccountForm {
       h("label", { for: `f-${name}` }, t(label), optional ? h("span", { class: "optional" }, t("form.optional")) : null),
       this.control(name),
       name === "password" && this.account ? h("div", { class: "hint" }, t("form.password_hint_edit")) : null,
+      name === "codecs" ? h("div", { id: "hint-codecs", class: "hint" }, t("form.codecs_hint")) : null,
       h("div", { id: `err-${name}`, class: "field-error" }),
     );
   }
@@ -138,6 +141,17 @@ export class AccountForm {
     } else if (name === "password") {
       // Never filled from the backend: the stored password stays in the core.
       el = h("input", { id: "f-password", type: "password", placeholder: a ? t("form.password_unchanged") : null, autocomplete: "new-password" });
+    } else if (name === "codecs") {
+      // The core checks the names and their order; empty means the default order.
+      el = h("input", {
+        id: "f-codecs",
+        type: "text",
+        value: a?.codecs ?? "",
+        placeholder: t("form.codecs_default"),
+        spellcheck: "false",
+        autocapitalize: "off",
+        "aria-describedby": "hint-codecs err-codecs",
+      });
     } else {
       const value = a ? String(a[name]) : ({ server_port: "5060", register_interval: "3600" } as Record<string, string>)[name] ?? "";
       el = h("input", { id: `f-${name}`, type: "text", value, spellcheck: "false", inputmode: name === "server_port" || name === "register_interval" ? "numeric" : null });

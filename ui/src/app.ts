@@ -1,16 +1,32 @@
 // App state and the glue between screens and the backend. Screens are re-rendered from state; the open dialog,
 // the dialer's input and the incoming-call popup's place are kept.
 import { AccountForm } from "./account-form";
+import { AudioCard } from "./audio-settings";
 import { toApiError, type Backend } from "./backend";
 import { elapsed } from "./call-format";
 import { isRinging, renderIncoming, type CallActions } from "./calls";
 import { h } from "./dom";
+import { renderDeviceNotice } from "./device-notice";
 import { renderHeader, type Page } from "./header";
 import { browserLang, currentLang, resolveLang, setLang } from "./i18n";
 import { showLevel } from "./levels";
 import { lineName, PhoneView } from "./phone";
+import { showQuality } from "./quality";
 import { renderSettings, type SettingsActions } from "./settings";
-import type { AccountView, ApiError, CallLevelEvent, CallRecord, CallView, DeskStatus, Locale, UiSettings } from "./types";
+import type {
+  AccountView,
+  ApiError,
+  AudioDevices,
+  AudioSettings,
+  CallLevelEvent,
+  CallRecord,
+  CallStatsEvent,
+  CallView,
+  DeskStatus,
+  DeviceEvent,
+  Locale,
+  UiSettings,
+} from "./types";
 
 /** Events after which the header and the list are re-read from the core. */
 const REFRESH_ON = new Set(["registration", "accounts_changed", "account_loaded", "account_unloaded", "store_error"]);
@@ -31,6 +47,16 @@ export class App {
   private calls: CallView[] = [];
   /** The last `call_level` event of each live call. */
   private levels = new Map<string, CallLevelEvent>();
+  /** The last `call_stats` event of each live call. */
+  private stats = new Map<string, CallStatsEvent>();
+  /** Live calls whose microphone is muted. */
+  private muted = new Set<string>();
+  /** The last audio device fallback, until the agent closes it. */
+  private deviceNotice: DeviceEvent | null = null;
+  private audioDevices: AudioDevices | null = null;
+  private audioSettings: AudioSettings | null = null;
+  private audioError: ApiError | null = null;
+  private testing = false;
   private history: CallRecord[] | null = null;
   private historyError: ApiError | null = null;
   private dialError: ApiError | null = null;
@@ -40,13 +66,16 @@ export class App {
   /** What the incoming-call popup shows, so it is rebuilt only when that changes. */
   private popupKey = "";
   private readonly header = h("div", { id: "header-root" });
+  private readonly notice = h("div", { id: "notice-root" });
   private readonly view = h("div", { id: "view" });
   private readonly modal = h("div", { id: "modal-root" });
   private readonly callRoot = h("div", { id: "call-root" });
   private readonly phone: PhoneView;
+  private readonly audio: AudioCard;
 
   constructor(private readonly backend: Backend, root: HTMLElement) {
-    root.replaceChildren(this.header, this.view, this.modal, this.callRoot);
+    root.replaceChildren(this.header, this.notice, this.view, this.modal, this.callRoot);
+    this.audio = new AudioCard({ choose: (s) => void this.chooseAudio(s), testTone: () => void this.testTone() });
     this.phone = new PhoneView({ ...this.callActions, dial: (target, accountId) => void this.dial(target, accountId) });
     // The call timer: its element carries the answer time; only its text changes.
     setInterval(() => {
@@ -70,6 +99,20 @@ export class App {
           this.dnd = e.on;
           this.render();
         }
+        if (e.event === "call_stats") {
+          this.stats.set(e.call_id, e);
+          showQuality(this.view, e);
+        }
+        if (e.event === "mute") {
+          if (e.on) this.muted.add(e.call_id);
+          else this.muted.delete(e.call_id);
+          this.render();
+        }
+        if (e.event === "device") {
+          this.deviceNotice = e;
+          this.render();
+        }
+        if (e.event === "mic_level") this.audio.showMicLevel(e.dbfs);
       });
     } catch (e) {
       console.error("no live updates from the core", e);
@@ -134,6 +177,8 @@ export class App {
       if (this.calls.every((c) => gone(c.call_id))) this.callError = null;
       this.calls = calls.value;
       for (const id of [...this.levels.keys()]) if (gone(id)) this.levels.delete(id);
+      for (const id of [...this.stats.keys()]) if (gone(id)) this.stats.delete(id);
+      for (const id of [...this.muted]) if (gone(id)) this.muted.delete(id);
     }
     if (history.status === "fulfilled") {
       this.history = history.value;
@@ -156,6 +201,8 @@ export class App {
         status: this.status,
         calls: this.calls,
         levels: this.levels,
+        stats: this.stats,
+        muted: this.muted,
         dnd: this.dnd === true,
         dialError: this.dialError,
         dialing: this.dialing,
@@ -175,11 +222,15 @@ export class App {
             error: this.listError,
             locale: this.settings?.locale ?? "system",
             langError: this.langError,
+            audio: this.audio.el,
           },
           this.actions,
         ),
       );
     }
+    const notice = this.deviceNotice;
+    this.notice.replaceChildren(notice ? renderDeviceNotice(notice, this.audioDevices, () => this.closeNotice()) : "");
+    this.audio.update({ devices: this.audioDevices, settings: this.audioSettings, error: this.audioError, testing: this.testing });
     const ringing = this.calls.find(isRinging) ?? null;
     const line = ringing ? lineName(this.status, ringing.account_id) : "";
     const key = JSON.stringify([currentLang(), ringing, line, this.callError?.code]);
@@ -190,7 +241,57 @@ export class App {
   }
 
   private go(page: Page): void {
+    const was = this.page;
     this.page = page;
+    this.render();
+    // The microphone meter runs while the audio settings are on screen.
+    if (page === "settings" && was !== "settings") {
+      void this.loadAudio();
+      void this.backend.micMeter(true).catch((e) => console.error("no microphone meter", e));
+    } else if (page !== "settings" && was === "settings") {
+      void this.backend.micMeter(false).catch(() => {});
+      this.audio.showMicLevel(null);
+    }
+  }
+
+  private closeNotice(): void {
+    this.deviceNotice = null;
+    this.render();
+  }
+
+  private async loadAudio(): Promise<void> {
+    const [devices, settings] = await Promise.allSettled([this.backend.audioDevices(), this.backend.audioSettingsGet()]);
+    this.audioError = null;
+    if (devices.status === "fulfilled") this.audioDevices = devices.value;
+    else this.audioError = toApiError(devices.reason);
+    if (settings.status === "fulfilled") this.audioSettings = settings.value;
+    else this.audioError = toApiError(settings.reason);
+    this.render();
+  }
+
+  /** Saves a device choice; the select shows what the core then holds. */
+  private async chooseAudio(settings: AudioSettings): Promise<void> {
+    this.audioError = null;
+    try {
+      await this.backend.audioSettingsSet(settings);
+    } catch (e) {
+      this.audioError = toApiError(e);
+    }
+    await this.loadAudio();
+  }
+
+  private async testTone(): Promise<void> {
+    this.audioError = null;
+    this.testing = true;
+    this.render();
+    try {
+      await this.backend.audioTestTone();
+      // The tone lasts about a second; the button says so meanwhile.
+      await new Promise((done) => setTimeout(done, 1200));
+    } catch (e) {
+      this.audioError = toApiError(e);
+    }
+    this.testing = false;
     this.render();
   }
 
@@ -234,6 +335,7 @@ export class App {
     answer: (id) => void this.callCommand(() => this.backend.callAnswer(id)),
     reject: (id) => void this.callCommand(() => this.backend.callReject(id)),
     hangup: (id) => void this.callCommand(() => this.backend.callHangup(id)),
+    mute: (id, on) => void this.callCommand(() => this.backend.callMute(id, on)),
   };
 
   /** Runs a list action; its error shows above the list, success reloads the list. */

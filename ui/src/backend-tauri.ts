@@ -2,7 +2,7 @@
 import { invoke, type InvokeArgs } from "@tauri-apps/api/core";
 import { listen } from "@tauri-apps/api/event";
 import { toApiError, type Backend } from "./backend";
-import type { AccountDraft, AccountView, CallRecord, CallView, DeskEvent, DeskStatus, Locale, UiSettings } from "./types";
+import type { AccountDraft, AccountView, AudioDevices, AudioSettings, CallRecord, CallView, DeskEvent, DeskStatus, Locale, UiSettings } from "./types";
 
 export const EVENT_CHANNEL = "sipdesk://event";
 
@@ -33,6 +33,12 @@ export class TauriBackend implements Backend {
   dndGet = () => call<boolean>("dnd_get");
   dndSet = (on: boolean) => call<void>("dnd_set", { on });
   historyList = (limit: number) => call<CallRecord[]>("history_list", { limit });
+  callMute = (callId: string, on: boolean) => call<void>("call_mute", { call_id: callId, on });
+  audioDevices = () => call<AudioDevices>("audio_devices");
+  audioSettingsGet = () => call<AudioSettings>("audio_settings_get");
+  audioSettingsSet = (settings: AudioSettings) => call<void>("audio_settings_set", { settings });
+  audioTestTone = () => call<void>("audio_test_tone");
+  micMeter = (on: boolean) => call<void>("mic_meter", { on });
 
   onEvent(handler: (event: DeskEvent) => void): Promise<() => void> {
     return listen<DeskEvent>(EVENT_CHANNEL, (e) => handler(e.payload));

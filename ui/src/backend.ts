@@ -1,5 +1,5 @@
 // The UI talks to the core only through this interface, so screens can run on any backend (Tauri or a test double).
-import type { AccountDraft, AccountView, ApiError, CallRecord, CallView, DeskEvent, DeskStatus, Locale, UiSettings } from "./types";
+import type { AccountDraft, AccountView, ApiError, AudioDevices, AudioSettings, CallRecord, CallView, DeskEvent, DeskStatus, Locale, UiSettings } from "./types";
 
 export interface Backend {
   deskStatus(): Promise<DeskStatus>;
@@ -20,6 +20,16 @@ export interface Backend {
   dndGet(): Promise<boolean>;
   dndSet(on: boolean): Promise<void>;
   historyList(limit: number): Promise<CallRecord[]>;
+  /** Mutes (true) or unmutes the microphone of a live call; a `mute` event follows. */
+  callMute(callId: string, on: boolean): Promise<void>;
+  audioDevices(): Promise<AudioDevices>;
+  audioSettingsGet(): Promise<AudioSettings>;
+  /** Saves the device choice; an id the system does not list now is refused (`unknown_device`). */
+  audioSettingsSet(settings: AudioSettings): Promise<void>;
+  /** Plays about a second of tone on the chosen output; resolves at once. */
+  audioTestTone(): Promise<void>;
+  /** Starts or stops the `mic_level` events. */
+  micMeter(on: boolean): Promise<void>;
   /** Calls `handler` for every core event; resolves to an unsubscribe function. */
   onEvent(handler: (event: DeskEvent) => void): Promise<() => void>;
 }

@@ -4,7 +4,8 @@ import { elapsed, parseRemote, type Party } from "./call-format";
 import { h } from "./dom";
 import { t, tCode } from "./i18n";
 import { renderLevels } from "./levels";
-import type { ApiError, CallLevelEvent, CallView } from "./types";
+import { renderQuality } from "./quality";
+import type { ApiError, CallLevelEvent, CallStatsEvent, CallView } from "./types";
 
 /** A call waiting for the agent to answer or reject it. */
 export function isRinging(c: CallView): boolean {
@@ -15,6 +16,7 @@ export interface CallActions {
   answer(callId: string): void;
   reject(callId: string): void;
   hangup(callId: string): void;
+  mute(callId: string, on: boolean): void;
 }
 
 function partyLines(p: Party, nameId: string, uriId: string): HTMLElement[] {
@@ -26,9 +28,16 @@ function partyLines(p: Party, nameId: string, uriId: string): HTMLElement[] {
 
 /**
  * The in-call panel for `call`. The timer element carries its start, and a ticker refreshes its text;
- * the level meter starts at `level` (the call's last level event) and is updated in place.
+ * the level meter and the quality line start at the call's last `call_level` and `call_stats` events
+ * and are updated in place. `muted` is what the last `mute` event said.
  */
-export function renderInCall(call: CallView, line: string, level: CallLevelEvent | null, error: ApiError | null, act: CallActions): HTMLElement {
+export function renderInCall(
+  call: CallView,
+  line: string,
+  media: { level: CallLevelEvent | null; stats: CallStatsEvent | null; muted: boolean },
+  error: ApiError | null,
+  act: CallActions,
+): HTMLElement {
   const party = parseRemote(call.remote);
   const since = call.active_since_ms;
   return h(
@@ -46,7 +55,7 @@ export function renderInCall(call: CallView, line: string, level: CallLevelEvent
         since !== null ? h("span", { id: "call-timer", class: "call-timer", "data-since": since }, elapsed(since)) : null,
       ),
     ),
-    renderLevels(level),
+    renderLevels(media.level),
     h(
       "div",
       { class: "in-call-bottom" },
@@ -55,15 +64,37 @@ export function renderInCall(call: CallView, line: string, level: CallLevelEvent
         { class: "facts" },
         h("div", {}, h("dt", {}, t("call.via")), h("dd", { id: "call-line" }, line)),
         h("div", {}, h("dt", {}, t("call.codec")), h("dd", { id: "call-codec" }, call.codec ?? t("call.no_codec"))),
+        h("div", {}, h("dt", {}, t("call.quality")), renderQuality(media.stats)),
       ),
       h(
-        "button",
-        { id: "call-hangup", class: "btn btn-hangup", type: "button", onclick: () => act.hangup(call.call_id) },
-        h("span", { class: "icon icon-hangup", "aria-hidden": "true" }),
-        t("call.hangup"),
+        "div",
+        { class: "in-call-actions" },
+        call.state === "active" ? muteButton(call.call_id, media.muted, act) : null,
+        h(
+          "button",
+          { id: "call-hangup", class: "btn btn-hangup", type: "button", onclick: () => act.hangup(call.call_id) },
+          h("span", { class: "icon icon-hangup", "aria-hidden": "true" }),
+          t("call.hangup"),
+        ),
       ),
     ),
     error ? h("div", { id: "call-error", class: "banner banner-error", role: "alert" }, tCode("call.error", error.code)) : null,
+  );
+}
+
+/** Mute toggles the microphone towards the far end; it shows what the core last reported. */
+function muteButton(callId: string, muted: boolean, act: CallActions): HTMLElement {
+  return h(
+    "button",
+    {
+      id: "call-mute",
+      class: `btn btn-mute${muted ? " on" : ""}`,
+      type: "button",
+      "aria-pressed": muted ? "true" : "false",
+      onclick: () => act.mute(callId, !muted),
+    },
+    h("span", { class: `icon ${muted ? "icon-mic-off" : "icon-mic"}`, "aria-hidden": "true" }),
+    t(muted ? "call.unmute" : "call.mute"),
   );
 }
 

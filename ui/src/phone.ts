@@ -6,13 +6,17 @@ import { h } from "./dom";
 import { currentLang, tCode } from "./i18n";
 import { renderHistory, type HistoryState } from "./history";
 import { accountName } from "./status";
-import type { AccountView, ApiError, CallLevelEvent, CallRecord, CallView, DeskStatus } from "./types";
+import type { AccountView, ApiError, CallLevelEvent, CallRecord, CallStatsEvent, CallView, DeskStatus } from "./types";
 
 export interface PhoneState {
   status: DeskStatus | null;
   calls: CallView[];
   /** The last level event of each live call (it does not rebuild the panel: the bars update in place). */
   levels: Map<string, CallLevelEvent>;
+  /** The last `call_stats` event of each live call (shown in place, like the levels). */
+  stats: Map<string, CallStatsEvent>;
+  /** Calls whose microphone is muted (from `mute` events). */
+  muted: Set<string>;
   dnd: boolean;
   dialError: ApiError | null;
   dialing: boolean;
@@ -63,8 +67,17 @@ export class PhoneView {
     const call = currentCall(s.calls);
     const def = active.find((a) => a.id === s.status?.default_account_id) ?? active[0];
     const line = call ? lineName(s.status, call.account_id) : def ? accountName(def) : null;
-    swap(this.callSlot, [currentLang(), call, line, s.callError?.code, s.dnd], () =>
-      call ? renderInCall(call, line ?? "", s.levels.get(call.call_id) ?? null, s.callError, this.act) : renderIdle(line, s.dnd),
+    const muted = call ? s.muted.has(call.call_id) : false;
+    swap(this.callSlot, [currentLang(), call, line, s.callError?.code, s.dnd, muted], () =>
+      call
+        ? renderInCall(
+            call,
+            line ?? "",
+            { level: s.levels.get(call.call_id) ?? null, stats: s.stats.get(call.call_id) ?? null, muted },
+            s.callError,
+            this.act,
+          )
+        : renderIdle(line, s.dnd),
     );
     swap(this.historySlot, [currentLang(), s.history.records, [...s.history.live], s.history.error?.code], () =>
       renderHistory(s.history, (r: CallRecord) => this.dialer.dial(r.remote)),

@@ -1,4 +1,4 @@
-// The Settings screen: store-error banner, the account list and the language choice.
+// The Settings screen: store-error banner, the account list, the audio devices and the language choice.
 import { renderAccounts, type ListActions, type ListState } from "./accounts";
 import { h } from "./dom";
 import { t, tCode } from "./i18n";
@@ -14,6 +14,8 @@ export interface SettingsState extends ListState {
   status: DeskStatus | null;
   locale: Locale;
   langError: ApiError | null;
+  /** The audio card (kept across renders by the app). */
+  audio: HTMLElement;
 }
 
 export interface SettingsActions extends ListActions {
@@ -29,6 +31,7 @@ export function renderSettings(s: SettingsState, act: SettingsActions): HTMLElem
     s.status?.env_account_error ? envBanner(s.status.env_account_error) : null,
     s.status?.instance_error ? instanceBanner(s.status.instance_error) : null,
     renderAccounts(s, act),
+    s.audio,
     languageCard(s, act),
   );
 }

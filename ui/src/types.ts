@@ -29,6 +29,8 @@ export interface AccountView {
   auth_username: string;
   domain: string;
   outbound_proxy: string;
+  /** Codec preference order, e.g. "opus,pcmu"; null: the default order. */
+  codecs: string | null;
   created_at: string;
   updated_at: string;
   source: "db" | "env";
@@ -47,6 +49,8 @@ export interface AccountDraft {
   auth_username: string;
   domain: string;
   outbound_proxy: string;
+  /** Codec order as typed ("pcma,pcmu"); empty or "default" for the default order. */
+  codecs: string;
   is_active: boolean;
 }
 
@@ -184,6 +188,73 @@ export interface DndEvent {
   on: boolean;
 }
 
+/** Which devices the desk uses; null is the system default. */
+export interface AudioSettings {
+  input: string | null;
+  output: string | null;
+  ring: string | null;
+}
+
+export interface AudioDevice {
+  /** What AudioSettings stores. */
+  id: string;
+  /** What a person reads. */
+  name: string;
+}
+
+export interface AudioDevices {
+  inputs: AudioDevice[];
+  outputs: AudioDevice[];
+  default_input: string | null;
+  default_output: string | null;
+}
+
+export type DeviceRole = "input" | "output" | "ring";
+
+/** An audio device could not be used and another took its place (`used` null: none could). */
+export interface DeviceEvent {
+  event: "device";
+  ts_ms: number;
+  direction: DeviceRole;
+  /** Null: the system default. */
+  wanted: string | null;
+  used: string | null;
+  reason: "not_found" | "open_failed" | "lost" | "recovered" | "unavailable";
+  detail: string;
+}
+
+/** The microphone meter of the audio settings, every 100 ms while it is on. */
+export interface MicLevelEvent {
+  event: "mic_level";
+  ts_ms: number;
+  dbfs: number;
+}
+
+export interface MuteEvent {
+  event: "mute";
+  ts_ms: number;
+  call_id: string;
+  on: boolean;
+}
+
+/** Reception figures of a live call, every 5 s. */
+export interface CallStatsEvent {
+  event: "call_stats";
+  ts_ms: number;
+  call_id: string;
+  codec: string;
+  packets_received: number;
+  packets_lost: number;
+  loss_pct: number;
+  jitter_ms: number;
+  buffer_ms: number;
+  target_ms: number;
+  late: number;
+  concealed: number;
+  remote_loss_pct: number | null;
+  remote_jitter_ms: number | null;
+}
+
 /** Core events; the core may add kinds the UI does not know yet, so always check `event`. */
 export type DeskEvent =
   | AccountLoadedEvent
@@ -193,4 +264,8 @@ export type DeskEvent =
   | StoreErrorEvent
   | CallEvent
   | CallLevelEvent
-  | DndEvent;
+  | DndEvent
+  | DeviceEvent
+  | MicLevelEvent
+  | MuteEvent
+  | CallStatsEvent;

@@ -115,6 +115,17 @@ impl Desk {
     /// None (after a loud SKIP) when this machine cannot run the app or lacks one of `programs`;
     /// `prepare` may write the database before anything starts.
     pub fn start(test: &str, programs: &[&str], prepare: impl FnOnce(&Path)) -> Option<Desk> {
+        Desk::start_with_env(test, programs, &[], prepare)
+    }
+
+    /// [`Desk::start`] with `extra` added to the app's environment (e.g. a PipeWire rig's
+    /// `PULSE_SERVER`, so the app's audio devices are the rig's).
+    pub fn start_with_env(
+        test: &str,
+        programs: &[&str],
+        extra: &[(&str, String)],
+        prepare: impl FnOnce(&Path),
+    ) -> Option<Desk> {
         let app = app_bin();
         if !prerequisites(test, &app, programs) {
             return None;
@@ -136,6 +147,7 @@ impl Desk {
             ("XDG_CONFIG_HOME", path(home.join(".config"))),
             ("XDG_CACHE_HOME", path(home.join(".cache"))),
         ];
+        let env: Vec<(&str, String)> = env.into_iter().chain(extra.iter().cloned()).collect();
         let xvfb = Xvfb::start().expect("Xvfb");
         let driver = WebKitDriver::start(xvfb.display(), &env).expect("WebKitWebDriver");
         Some(Desk { driver, _xvfb: xvfb, test: test.to_string(), app, db, _tmp: tmp })

@@ -138,16 +138,18 @@ impl CallAudio {
     }
 
     /// The endpoint of a call on the chosen devices. Blocks while they open (tens of ms). Never
-    /// fails: without any device the call is silent and the default is tried every 2 s.
+    /// fails: without any device the call is silent and the default is tried again now and then.
     pub(super) fn call_endpoint(&self, rate: SampleRate) -> Endpoint {
         let s = self.settings();
-        let source = self.open_with_fallback(
-            "input",
-            s.input.as_deref(),
-            |id| DeviceSource::open(id, rate),
-            |d| d.device().to_string(),
-        );
-        let sink = self.open_output("output", s.output.as_deref(), rate);
+        // Both at once (each waits on the audio server), and without stalling the tasks queued
+        // on this tokio worker.
+        let (source, sink) = blocking(|| {
+            std::thread::scope(|scope| {
+                let input = scope.spawn(|| self.open_input(s.input.as_deref(), rate));
+                let sink = self.open_output("output", s.output.as_deref(), rate);
+                (input.join().ok().flatten(), sink)
+            })
+        });
         let on_switch = self.on_switch();
         Endpoint::new(
             Box::new(FallbackSource::new(source, s.input, rate, on_switch.clone())),
@@ -160,6 +162,10 @@ impl CallAudio {
         let s = self.settings();
         let wanted = if role == "ring" { s.ring } else { s.output };
         self.open_output(role, wanted.as_deref(), rate)
+    }
+
+    fn open_input(&self, wanted: Option<&str>, rate: SampleRate) -> Option<DeviceSource> {
+        self.open_with_fallback("input", wanted, |id| DeviceSource::open(id, rate), |d| d.device().to_string())
     }
 
     fn open_output(&self, role: &'static str, wanted: Option<&str>, rate: SampleRate) -> Option<DeviceSink> {
@@ -277,12 +283,7 @@ impl CallAudio {
     fn run_meter(&self, running: &AtomicBool) {
         let rate = SampleRate::Hz8000;
         let wanted = self.settings().input;
-        let source = self.open_with_fallback(
-            "input",
-            wanted.as_deref(),
-            |id| DeviceSource::open(id, rate),
-            |d| d.device().to_string(),
-        );
+        let source = self.open_input(wanted.as_deref(), rate);
         let mut mic = FallbackSource::new(source, wanted, rate, self.on_switch());
         let mut frame = Frame::silence(rate);
         let (mut energy, mut samples, mut frames) = (0.0f64, 0usize, 0usize);
@@ -301,6 +302,15 @@ impl CallAudio {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+}
+
+/// Runs `f`, which blocks, from a tokio worker without holding up the tasks queued on it (a
+/// multi-thread runtime moves them to another worker); elsewhere it simply runs.
+fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => tokio::task::block_in_place(f),
+        _ => f(),
     }
 }
 

@@ -125,6 +125,10 @@ impl<'a> InCall<'a> {
         neg: Negotiated,
         ev: CallEvent<'a>,
     ) -> InCall<'a> {
+        if let Some(t) = dialog.session_timer {
+            let by = if t.we_refresh { "us" } else { "the peer" };
+            tracing::info!(call_id, "session timer: {} s, refreshed by {by}", t.interval);
+        }
         let timer_at = dialog
             .session_timer
             .map(|t| Instant::now() + if t.we_refresh { t.refresh_after() } else { t.expires_after() });

@@ -8,7 +8,9 @@
 //! *Choice: PulseAudio's protocol first.* cpal's `pulseaudio` host (PipeWire speaks the protocol
 //! through pipewire-pulse) lists every sink and source under its own name and binds a stream to
 //! the one chosen. Through ALSA, cpal only sees `default`, `pulse` and raw cards, so a particular
-//! headset behind PipeWire could not be chosen at all. Without a Pulse server cpal uses ALSA.
+//! headset behind PipeWire could not be chosen at all. Without a Pulse server cpal uses ALSA
+//! (also when the server refuses the client: it needs the cookie every libpulse program writes to
+//! `~/.config/pulse/cookie`, or `PULSE_COOKIE`).
 //! Device ids are the host's own names (`alsa_output.usb-...`, `spk`); the system default is
 //! looked up at each open, so it follows the system from one stream to the next.
 //!
@@ -48,6 +50,11 @@ const RING_FRAMES: usize = 10;
 const WATCH_INTERVAL: Duration = Duration::from_secs(1);
 /// How long a backend may take to create a stream before the open fails.
 const STREAM_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// A log filter directive front ends add: the Pulse client logs every connection it closes as an
+/// error ("Client disconnected"), and each device open closes one. Stream errors still reach the
+/// log through [`DeviceSource::failure`] and [`DeviceSink::failure`].
+pub const QUIET_PULSE_LOG: &str = "pulseaudio::client::reactor=off";
 
 /// Which way audio flows through a device.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,7 +1,8 @@
 //! Device halves that survive their device: when the headset fails or is unplugged mid-call,
 //! [`FallbackSource`] and [`FallbackSink`] reopen the system default and go on, so the call
 //! continues on the computer's own microphone and speaker. Started without a device (none could
-//! be opened), they try the default every 2 s.
+//! be opened), they try the default again after 2 s, then less and less often (up to once a
+//! minute: each failed open makes ALSA print its complaints).
 //!
 //! *Choice: reopen on a helper thread, hand over through a channel polled with `try_recv`.*
 //! Opening a device takes tens of milliseconds and closing the dead one joins its stream thread;
@@ -16,8 +17,10 @@ use std::time::{Duration, Instant};
 use super::device::{DeviceError, DeviceSink, DeviceSource, Direction};
 use super::frame::{EndpointError, Frame, FrameSink, FrameSource, SampleRate, SourcePoll};
 
-/// After a reopen fails, the next try waits this long.
+/// After a reopen fails, the next try waits this long, doubling up to [`MAX_RETRY`].
 const RETRY: Duration = Duration::from_secs(2);
+/// The longest wait between tries.
+const MAX_RETRY: Duration = Duration::from_secs(60);
 
 /// A move from a device that stopped working to another one.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,7 +29,7 @@ pub struct Switch {
     pub direction: Direction,
     /// The device that stopped working (`None`: the system default).
     pub lost: Option<String>,
-    /// The device now used; `None` when none could be opened (silence; tried again every 2 s).
+    /// The device now used; `None` when none could be opened (silence; tried again later).
     pub used: Option<String>,
     /// Why the old device was left, and why the default failed too if it did.
     pub detail: String,
@@ -76,6 +79,8 @@ struct Reopener<T: Half> {
     current: Option<T>,
     pending: Option<Receiver<Option<T>>>,
     retry_at: Option<Instant>,
+    /// The wait before the next try after a failed one.
+    backoff: Duration,
     /// The device last lost, named in the report when a retry finally succeeds.
     lost: Option<String>,
     rate: SampleRate,
@@ -85,7 +90,7 @@ struct Reopener<T: Half> {
 impl<T: Half> Reopener<T> {
     fn new(current: Option<T>, wanted: Option<String>, rate: SampleRate, on_switch: OnSwitch) -> Reopener<T> {
         let retry_at = current.is_none().then(|| Instant::now() + RETRY);
-        Reopener { current, pending: None, retry_at, lost: wanted, rate, on_switch }
+        Reopener { current, pending: None, retry_at, backoff: RETRY, lost: wanted, rate, on_switch }
     }
 
     /// The device to use now, if any. Never blocks: notices a failure, collects a reopened
@@ -101,10 +106,12 @@ impl<T: Half> Reopener<T> {
                 Ok(Some(dev)) => {
                     self.current = Some(dev);
                     self.pending = None;
+                    self.backoff = RETRY;
                 }
                 Ok(None) | Err(TryRecvError::Disconnected) => {
                     self.pending = None;
-                    self.retry_at = Some(Instant::now() + RETRY);
+                    self.retry_at = Some(Instant::now() + self.backoff);
+                    self.backoff = (self.backoff * 2).min(MAX_RETRY);
                 }
                 Err(TryRecvError::Empty) => {}
             }
@@ -137,7 +144,7 @@ impl<T: Half> Reopener<T> {
         });
         match spawned {
             Ok(_) => self.pending = Some(rx),
-            Err(_) => self.retry_at = Some(Instant::now() + RETRY),
+            Err(_) => self.retry_at = Some(Instant::now() + self.backoff),
         }
     }
 }
@@ -193,5 +200,66 @@ impl FrameSink for FallbackSink {
 
     fn close(&mut self) -> Result<(), EndpointError> {
         self.inner.current.as_mut().map_or(Ok(()), |d| d.close())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Mutex;
+
+    use super::*;
+
+    /// A device half whose default opens slowly, to show the media path never waits for it.
+    struct Fake {
+        id: &'static str,
+        broken: Arc<AtomicBool>,
+    }
+
+    impl Half for Fake {
+        const DIRECTION: Direction = Direction::Output;
+        fn open_default(_rate: SampleRate) -> Result<Self, DeviceError> {
+            std::thread::sleep(Duration::from_millis(200));
+            Ok(Fake { id: "default", broken: Arc::new(AtomicBool::new(false)) })
+        }
+        fn id(&self) -> &str {
+            self.id
+        }
+        fn failed(&self) -> Option<&str> {
+            self.broken.load(Ordering::Relaxed).then_some("unplugged")
+        }
+    }
+
+    #[test]
+    fn a_failed_device_is_replaced_by_the_default_without_waiting_for_it() {
+        let broken = Arc::new(AtomicBool::new(false));
+        let switches = Arc::new(Mutex::new(Vec::new()));
+        let seen = switches.clone();
+        let on_switch: OnSwitch = Arc::new(move |s| seen.lock().unwrap().push(s));
+        let headset = Fake { id: "headset", broken: broken.clone() };
+        let mut r = Reopener::new(Some(headset), Some("headset".into()), SampleRate::Hz8000, on_switch);
+        assert_eq!(r.device().map(|d| d.id), Some("headset"));
+
+        broken.store(true, Ordering::Relaxed);
+        let t0 = Instant::now();
+        assert!(r.device().is_none(), "nothing while the default opens");
+        assert!(t0.elapsed() < Duration::from_millis(50), "the caller waited {:?}", t0.elapsed());
+        let t0 = Instant::now();
+        while r.device().is_none() {
+            assert!(t0.elapsed() < Duration::from_secs(2), "the default never arrived");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert_eq!(r.device().map(|d| d.id), Some("default"));
+        let got = switches.lock().unwrap().clone();
+        assert_eq!(
+            got,
+            vec![Switch {
+                direction: Direction::Output,
+                lost: Some("headset".into()),
+                used: Some("default".into()),
+                detail: "unplugged".into(),
+                recovered: false,
+            }]
+        );
     }
 }

@@ -38,7 +38,13 @@ impl Format {
             name: name.to_string(),
             detail,
         };
-        let ranges = ranges.map_err(|e| unsupported(e.to_string()))?;
+        let ranges = ranges.map_err(|e| match e.kind() {
+            // ALSA's way of saying the device cannot be opened at all.
+            cpal::ErrorKind::DeviceNotAvailable => {
+                DeviceError::Stream { direction: direction.as_str(), name: name.to_string(), detail: e.to_string() }
+            }
+            _ => unsupported(e.to_string()),
+        })?;
         let pick_rate =
             |r: &SupportedStreamConfigRange| PREFERRED_DEVICE_HZ.clamp(r.min_sample_rate(), r.max_sample_rate());
         let best = ranges

@@ -90,14 +90,15 @@ impl OutgoingInvite {
             format!("\"{}\" ", self.account.display_name.replace('"', "'"))
         };
         let mut out = format!(
-            "INVITE {t} SIP/2.0\r\nVia: {via};branch={branch};rport\r\nMax-Forwards: 70\r\nFrom: {display}<{aor}>;tag={tag}\r\nTo: <{t}>\r\nCall-ID: {cid}\r\nCSeq: {cseq} INVITE\r\nContact: <{contact}>\r\nAllow: INVITE, ACK, CANCEL, BYE, OPTIONS, NOTIFY, REFER, INFO, UPDATE\r\nSupported: replaces, timer\r\nUser-Agent: {ua}\r\n",
+            "INVITE {t} SIP/2.0\r\nVia: {via};branch={branch};rport\r\nMax-Forwards: 70\r\nFrom: {display}<{aor}>;tag={tag}\r\nTo: <{t}>\r\nCall-ID: {cid}\r\nCSeq: {cseq} INVITE\r\nContact: <{contact}>\r\nAllow: {allow}\r\nSupported: replaces, timer\r\nUser-Agent: {ua}\r\n",
             t = self.target,
             via = self.via(),
             tag = self.from_tag,
             cid = self.call_id,
             cseq = self.cseq,
             contact = self.contact,
-            ua = request::USER_AGENT
+            ua = request::USER_AGENT,
+            allow = request::ALLOW
         );
         if let Some((name, value)) = auth {
             out.push_str(&format!("{name}: {value}\r\n"));

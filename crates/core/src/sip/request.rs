@@ -9,8 +9,8 @@ use crate::store::{Account, Protocol};
 
 /// Product token for User-Agent / Server.
 pub const USER_AGENT: &str = concat!("SipDesk/", env!("CARGO_PKG_VERSION"));
-/// Methods we answer (the calls issue adds INVITE, ACK, BYE, CANCEL...).
-pub const ALLOW: &str = "OPTIONS, NOTIFY";
+/// Methods we answer.
+pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, NOTIFY";
 
 /// A random token for tags, Call-IDs and cnonces.
 pub fn token(len: usize) -> String {

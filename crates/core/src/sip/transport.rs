@@ -94,6 +94,8 @@ impl Flow {
 
     /// Sends one message (or keepalive bytes).
     pub async fn send(&self, bytes: &[u8]) -> std::io::Result<()> {
+        // RUST_LOG=sipdesk_core::sip::transport=trace shows the wire (digests, never passwords).
+        tracing::trace!("sent:\n{}", String::from_utf8_lossy(bytes));
         match &self.writer {
             Writer::Udp(s) => s.send(bytes).await.map(|_| ()),
             Writer::Tcp(w) => w.lock().await.write_all(bytes).await,
@@ -228,6 +230,7 @@ fn parse(bytes: &[u8]) -> Option<rsip::SipMessage> {
     if bytes.iter().all(|b| b.is_ascii_whitespace()) {
         return None; // A UDP keepalive (CRLF) from the server.
     }
+    tracing::trace!("received:\n{}", String::from_utf8_lossy(bytes));
     match rsip::SipMessage::try_from(bytes) {
         Ok(m) => Some(m),
         Err(e) => {
