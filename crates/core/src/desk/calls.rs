@@ -86,7 +86,7 @@ impl Drop for LevelReports {
 }
 
 /// What the desk can tell a call.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CallCommand {
     /// Answer a ringing call.
     Answer,
@@ -102,6 +102,8 @@ pub enum CallCommand {
     Resume,
     /// Send one DTMF digit (`0-9 * # A-D`).
     Dtmf(char),
+    /// Blind transfer: REFER the far end to this SIP URI, then hang up once it got there.
+    Transfer(String),
 }
 
 /// A live call's handles, kept by the desk.
@@ -313,6 +315,13 @@ impl Desk {
             ev("ended", None, Some("dnd"));
             return "dnd";
         }
+        // One call waiting at most: a third call is busy.
+        let others = self.inner.calls.views().into_iter().filter(|v| v.call_id != call_id).count();
+        if others >= 2 {
+            inv.reject(486, "Busy Here", &[], &mut requests).await;
+            ev("ended", None, Some("busy"));
+            return "busy";
+        }
         inv.provisional(100, "Trying", None).await;
         // Reserve our RTP ports now so the answer can name them.
         let local_ip = inv_local_ip(&inv);
@@ -371,7 +380,13 @@ impl Desk {
         if auto != Some(std::time::Duration::ZERO) {
             inv.provisional(180, "Ringing", None).await;
             ev("ringing", codec, None);
-            let _ring = super::tones::play(&self.inner.audio, crate::media::tone::ToneSpec::ring());
+            // Over a call, the headset beeps softly; otherwise the ring device rings.
+            let tone = if others > 0 {
+                crate::media::tone::ToneSpec::call_waiting()
+            } else {
+                crate::media::tone::ToneSpec::ring()
+            };
+            let _ring = super::tones::play(&self.inner.audio, tone);
             let ring = tokio::time::sleep(RING_TIMEOUT);
             tokio::pin!(ring);
             let auto_answer = async {
@@ -408,6 +423,10 @@ impl Desk {
                     },
                 }
             }
+        }
+        // Answering a waiting call holds the one in progress.
+        for other in self.inner.calls.views().into_iter().filter(|v| v.call_id != call_id && v.state == "active") {
+            self.inner.calls.command(&other.call_id, CallCommand::Hold);
         }
         let mut dialog = match inv.accept_with(answer.as_bytes(), &timer_headers, &mut requests).await {
             Ok((d, _)) => d,

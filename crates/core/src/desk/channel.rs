@@ -88,6 +88,21 @@ pub fn handle_line(desk: &Desk, line: &str) -> Value {
             }
             ack(id, json!({ "digits": digits.to_ascii_uppercase() }))
         }
+        "transfer" => {
+            let (Some(call_id), Some(target)) =
+                (obj.get("call_id").and_then(Value::as_str), obj.get("target").and_then(Value::as_str))
+            else {
+                return error(id, "invalid_argument", "missing \"call_id\" or \"target\"");
+            };
+            match desk.transfer(call_id, target) {
+                Ok(()) => ack(id, Value::Null),
+                Err(e) => error(id, e.code, &e.message),
+            }
+        }
+        "swap" => match desk.swap() {
+            Ok(()) => ack(id, Value::Null),
+            Err(e) => error(id, e.code, &e.message),
+        },
         "mute" => {
             let Some(call_id) = obj.get("call_id").and_then(Value::as_str) else {
                 return error(id, "invalid_argument", "missing \"call_id\"");

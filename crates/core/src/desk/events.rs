@@ -103,6 +103,17 @@ pub enum Event {
         /// `rfc4733` (telephone-event in RTP) or `info` (SIP INFO).
         method: &'static str,
     },
+    /// Progress of a blind transfer we asked for (REFER, then the far end's NOTIFYs).
+    Transfer {
+        /// The call being transferred.
+        call_id: String,
+        /// `trying`, `ringing`, `done` (our call then ends `transferred`) or `failed`.
+        status: &'static str,
+        /// The SIP status behind it (the REFER's answer or the NOTIFY's sipfrag).
+        code: Option<u16>,
+        /// Where the far end was sent.
+        target: String,
+    },
     /// A call's microphone was muted or unmuted.
     Mute {
         /// The call.

@@ -109,6 +109,8 @@ pub(super) struct InCall<'a> {
     retry: Option<(Instant, bool)>,
     /// Next refresh we send, or the deadline for the peer's.
     timer_at: Option<Instant>,
+    /// Where our REFER sent the far end, while its NOTIFYs are awaited.
+    pub(super) transfer_to: Option<String>,
 }
 
 impl<'a> InCall<'a> {
@@ -149,6 +151,7 @@ impl<'a> InCall<'a> {
             deferred: VecDeque::new(),
             retry: None,
             timer_at,
+            transfer_to: None,
         }
     }
 
@@ -278,6 +281,7 @@ impl Desk {
                 }
             }
             rsip::Method::Info => self.on_info(c, &req).await,
+            rsip::Method::Notify => return self.on_notify(c, &req).await,
             _ => {
                 if c.dialog.accept_remote_cseq(&req) {
                     transaction::answer_plainly(c.ep, &req).await;
@@ -346,6 +350,7 @@ impl Desk {
             Some(CallCommand::Hold) if !c.local_hold => return self.set_hold(c, true).await,
             Some(CallCommand::Resume) if c.local_hold => return self.set_hold(c, false).await,
             Some(CallCommand::Dtmf(digit)) => self.send_dtmf(c, digit).await,
+            Some(CallCommand::Transfer(target)) => self.send_refer(c, &target).await,
             Some(_) => {}
         }
         None

@@ -11,6 +11,7 @@ mod incall;
 mod outgoing;
 mod status;
 mod tones;
+mod transfer;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -281,15 +282,22 @@ impl Desk {
 
     /// Sends a command to a live call.
     pub fn call_command(&self, call_id: &str, cmd: CallCommand) -> Result<(), ApiError> {
-        let in_call =
-            matches!(cmd, CallCommand::Hold | CallCommand::Resume | CallCommand::Dtmf(_) | CallCommand::Mute(_));
+        let in_call = matches!(
+            cmd,
+            CallCommand::Hold
+                | CallCommand::Resume
+                | CallCommand::Dtmf(_)
+                | CallCommand::Mute(_)
+                | CallCommand::Transfer(_)
+        );
         if in_call {
             let state = self.calls_list().into_iter().find(|c| c.call_id == call_id).map(|c| c.state);
             if let Some(state) = state.filter(|s| !matches!(*s, "active" | "held" | "held_remote")) {
                 return Err(ApiError::new("invalid_state", format!("the call is {state}, not connected")));
             }
         }
-        if let CallCommand::Dtmf(d) = cmd {
+        if let CallCommand::Dtmf(d) = &cmd {
+            let d = *d;
             if crate::media::rtp::TelephoneEvent::dtmf_code(d).is_none() {
                 return Err(ApiError::new("invalid_argument", format!("{d:?} is not a DTMF digit (0-9 * # A-D)")));
             }

@@ -24,8 +24,9 @@ pub const MIN_TARGET_MS: f64 = 20.0;
 pub const MAX_TARGET_MS: f64 = 200.0;
 /// Safety added to the measured jitter.
 pub const MARGIN_MS: f64 = 10.0;
-/// Target until the window holds a second of arrivals (a guess that rarely clips).
-const START_TARGET_MS: f64 = 60.0;
+/// Target until the window holds a second of arrivals: enough for common jitter, and little
+/// enough that a quiet network sheds the excess within a second.
+const START_TARGET_MS: f64 = 40.0;
 /// Arrivals in the window (5 s of 20 ms packets).
 const WINDOW: usize = 250;
 /// Slots: room for the highest target plus as much again of early arrivals.
@@ -110,6 +111,8 @@ pub struct JitterBuffer {
     delay_ms: Option<f64>,
     /// -1 slower, 0 steady, +1 faster.
     drift: i8,
+    /// The lowest target for this stream (see [`JitterBuffer::set_min_target_ms`]).
+    min_target_ms: f64,
     stats: JitterStats,
 }
 
@@ -143,8 +146,15 @@ impl JitterBuffer {
             target_ms: START_TARGET_MS,
             delay_ms: None,
             drift: 0,
+            min_target_ms: MIN_TARGET_MS,
             stats: JitterStats::default(),
         }
+    }
+
+    /// Raises the lowest target: Opus wants two packets held, so a lost one can be rebuilt from
+    /// the next one's FEC before its turn comes.
+    pub fn set_min_target_ms(&mut self, ms: f64) {
+        self.min_target_ms = ms.clamp(MIN_TARGET_MS, MAX_TARGET_MS);
     }
 
     /// Counters so far.
@@ -309,7 +319,7 @@ impl JitterBuffer {
         let (_, p95, _) = values.select_nth_unstable_by(k95, f64::total_cmp);
         let p95 = *p95;
         self.min_transit = values.iter().copied().fold(f64::INFINITY, f64::min);
-        let target = (p95 - self.min_transit + MARGIN_MS).clamp(MIN_TARGET_MS, MAX_TARGET_MS);
+        let target = (p95 - self.min_transit + MARGIN_MS).clamp(self.min_target_ms, MAX_TARGET_MS);
         // Until a second of arrivals is in, do not trust a low estimate.
         self.target_ms = if n < 50 { target.max(START_TARGET_MS) } else { target };
         transit

@@ -80,7 +80,7 @@ fn plays_in_order_after_the_start_target() {
     let mut sim = Sim::new();
     sim.push(1, 5.0);
     sim.push(0, 6.0);
-    assert_eq!(sim.take(20.0), Got::Nothing, "waits for the start target");
+    assert_eq!(sim.take(10.0), Got::Nothing, "waits for the start target");
     assert_eq!(sim.take(80.0), Got::Packet(0));
     assert_eq!(sim.take(100.0), Got::Packet(1));
     assert_eq!(sim.take(120.0), Got::Missing);

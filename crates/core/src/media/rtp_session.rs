@@ -329,6 +329,15 @@ struct Loop {
     hold_music: Option<HoldMusic>,
 }
 
+/// A jitter buffer for `codec`: Opus keeps at least two packets so FEC can rebuild a loss.
+fn jitter_for(codec: Codec, clock_rate: u32) -> JitterBuffer {
+    let mut jb = JitterBuffer::new(clock_rate);
+    if matches!(codec, Codec::Opus) {
+        jb.set_min_target_ms(40.0);
+    }
+    jb
+}
+
 /// How long the latched RTP source must be quiet before another may take its place.
 const RELATCH_AFTER: std::time::Duration = std::time::Duration::from_millis(500);
 
@@ -364,7 +373,7 @@ impl Loop {
             timestamp: rng.gen(),
             octets: 0,
             tracker: SequenceTracker::new(),
-            jitter: JitterBuffer::new(clock_rate),
+            jitter: jitter_for(neg.codec, clock_rate),
             first_ext_seq: None,
             received: 0,
             last_expected: 0,
@@ -518,7 +527,7 @@ impl Loop {
                     self.coded = Frame::silence(rate);
                     self.decoded = Frame::silence(rate);
                     self.stretcher = Stretcher::new(rate.frame_samples());
-                    self.jitter = JitterBuffer::new(codec.clock_rate());
+                    self.jitter = jitter_for(neg.codec, codec.clock_rate());
                     self.codec = codec;
                     tracing::info!("rtp: codec now {}", neg.codec.name());
                 }

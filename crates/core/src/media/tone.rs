@@ -53,6 +53,11 @@ impl ToneSpec {
         ToneSpec { freq1: 440.0, freq2: Some(480.0), level_dbfs: -13.0, cadence: Cadence::RING_US }
     }
 
+    /// Call waiting, in the headset over the current call: a soft 440 Hz beep every 3 s.
+    pub fn call_waiting() -> ToneSpec {
+        ToneSpec { freq1: 440.0, freq2: None, level_dbfs: -24.0, cadence: Cadence { on_ms: 300, off_ms: 2700 } }
+    }
+
     /// Incoming-call ring played on the device: 440+480 Hz in the 2 s on / 4 s off ring cadence.
     pub fn ring() -> ToneSpec {
         ToneSpec { freq1: 440.0, freq2: Some(480.0), level_dbfs: -10.0, cadence: Cadence::RING_US }

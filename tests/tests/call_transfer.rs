@@ -1,0 +1,160 @@
+//! Transfer and call waiting against baresip through Kamailio.
+//!
+//! Blind transfer: the desk calls phone A, then REFERs it to phone B; A calls B, the desk sees the
+//! NOTIFY progress and hangs up; A and B then hear each other's tones (checked by content in
+//! their recordings). Call waiting: A calls the desk and is answered; B calls and is answered too,
+//! which puts A on hold; `swap` flips them; a third caller is turned away busy.
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use sipdesk_e2e::audio::{analyse, read_wav, write_tone_wav};
+use sipdesk_e2e::baresip::{self, Baresip, BaresipConfig};
+use sipdesk_e2e::kamailio::{self, Config, Kamailio};
+use sipdesk_e2e::sipdesk::{add_account, Running};
+
+fn phone(k: &Kamailio, dir: &std::path::Path, user: &str, hz: f64) -> Baresip {
+    let wav = dir.join(format!("{user}.wav"));
+    write_tone_wav(&wav, hz, 8000, 40.0, -12.0, 0.0);
+    let mut p = Baresip::start(&BaresipConfig {
+        user: user.into(),
+        password: format!("pw-{user}"),
+        registrar_port: k.port,
+        codec: "pcmu",
+        auto_answer: true,
+        play_wav: Some(wav),
+        record_dir: dir.join(format!("{user}-rec")),
+        ..BaresipConfig::default()
+    });
+    p.wait_registered(Duration::from_secs(10));
+    p
+}
+
+fn setup(users: &[&str]) -> Option<(Kamailio, tempfile::TempDir, std::path::PathBuf)> {
+    let mut needed = vec![];
+    needed.extend_from_slice(baresip::PROGRAMS);
+    needed.extend_from_slice(kamailio::PROGRAMS);
+    if !sipdesk_e2e::require_programs("call_transfer", &needed) {
+        return None;
+    }
+    let mut all = vec![("1001".to_string(), "pw-1001".to_string())];
+    all.extend(users.iter().map(|u| (u.to_string(), format!("pw-{u}"))));
+    let k = Kamailio::start(&Config { users: all, max_expires: 60, ..Config::default() });
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("desk.db");
+    add_account(
+        &db,
+        &["--host", "127.0.0.1", "--port", &k.port.to_string(), "--user", "1001", "--interval", "60", "--activate"],
+        "pw-1001",
+    );
+    Some((k, dir, db))
+}
+
+fn call_state(id: String, s: &'static str) -> impl Fn(&Value) -> bool {
+    move |v| v["event"] == "call" && v["call_id"] == id.as_str() && v["state"] == s
+}
+
+fn dominant(path: &std::path::Path) -> f64 {
+    let (samples, rate) = read_wav(path);
+    analyse(&samples, rate).dominant_hz
+}
+
+#[test]
+fn blind_transfer_joins_the_caller_with_the_third_party() {
+    let Some((k, dir, db)) = setup(&["2001", "2002"]) else { return };
+    let mut a = phone(&k, dir.path(), "2001", 1020.0);
+    let mut b = phone(&k, dir.path(), "2002", 1400.0);
+    let mut desk = Running::start(&db, &["--audio", "null"], &[]);
+    desk.wait_for("registered", Duration::from_secs(10), |v| {
+        v["event"] == "registration" && v["state"] == "registered"
+    });
+    let r = desk.command(json!({"id": 1, "cmd": "dial", "uri": format!("sip:2001@127.0.0.1:{}", k.port)}));
+    let id = r["result"]["call_id"].as_str().expect("call id").to_string();
+    desk.wait_for("active", Duration::from_secs(10), call_state(id.clone(), "active"));
+    a.wait_event("CALL_ESTABLISHED", Duration::from_secs(5));
+    std::thread::sleep(Duration::from_millis(1500));
+    let target = format!("sip:2002@127.0.0.1:{}", k.port);
+    let r = desk.command(json!({"id": 2, "cmd": "transfer", "call_id": id, "target": target}));
+    assert_eq!(r["event"], "ack", "{r}");
+    let done = desk.wait_for("transfer done", Duration::from_secs(15), |v| {
+        v["event"] == "transfer" && (v["status"] == "done" || v["status"] == "failed")
+    });
+    assert_eq!(done["status"], "done", "{done}");
+    let ended = desk.wait_for("ended", Duration::from_secs(5), call_state(id.clone(), "ended"));
+    assert_eq!(ended["reason"], "transferred", "{ended}");
+    // A and B talk for a while, then B hangs up and both recordings are complete.
+    b.wait_event("CALL_ESTABLISHED", Duration::from_secs(10));
+    std::thread::sleep(Duration::from_secs(3));
+    b.hangup();
+    b.wait_event("CALL_CLOSED", Duration::from_secs(5));
+    a.wait_event("CALL_CLOSED", Duration::from_secs(5));
+    a.wait_event("CALL_CLOSED", Duration::from_secs(5));
+    let b_heard = b.received_recordings();
+    assert_eq!(b_heard.len(), 1, "{b_heard:?}");
+    let hz = dominant(&b_heard[0]);
+    assert!((hz - 1020.0).abs() < 20.0, "B hears A's 1020 Hz, got {hz}");
+    let a_heard = a.received_recordings();
+    let last = a_heard.last().expect("A's recordings");
+    let hz = dominant(last);
+    assert!((hz - 1400.0).abs() < 28.0, "A hears B's 1400 Hz after the transfer, got {hz} ({a_heard:?})");
+    let (code, _) = desk.terminate(Duration::from_secs(3));
+    assert!(code.success());
+}
+
+#[test]
+fn call_waiting_holds_the_first_call_swaps_and_turns_a_third_away() {
+    let Some((k, dir, db)) = setup(&["2001", "2002", "2003"]) else { return };
+    let mut a = phone(&k, dir.path(), "2001", 1020.0);
+    let mut b = phone(&k, dir.path(), "2002", 1400.0);
+    let mut c = phone(&k, dir.path(), "2003", 700.0);
+    let mut desk = Running::start(&db, &["--audio", "null"], &[]);
+    desk.wait_for("registered", Duration::from_secs(10), |v| {
+        v["event"] == "registration" && v["state"] == "registered"
+    });
+    let desk_uri = format!("sip:1001@127.0.0.1:{}", k.port);
+    let ringing = |v: &Value| v["event"] == "call" && v["state"] == "ringing";
+
+    a.dial(&desk_uri);
+    let first = desk.wait_for("A rings", Duration::from_secs(10), ringing);
+    let a_id = first["call_id"].as_str().unwrap().to_string();
+    desk.command(json!({"id": 1, "cmd": "answer", "call_id": a_id}));
+    desk.wait_for("A active", Duration::from_secs(5), call_state(a_id.clone(), "active"));
+
+    b.dial(&desk_uri);
+    let second = desk.wait_next("B waits", Duration::from_secs(10), ringing);
+    let b_id = second["call_id"].as_str().unwrap().to_string();
+    assert_ne!(a_id, b_id);
+    desk.command(json!({"id": 2, "cmd": "answer", "call_id": b_id}));
+    desk.wait_for("A held", Duration::from_secs(5), call_state(a_id.clone(), "held"));
+    desk.wait_for("B active", Duration::from_secs(5), call_state(b_id.clone(), "active"));
+
+    // A third caller while two calls are up is busy.
+    c.dial(&desk_uri);
+    let third = desk.wait_for("C turned away", Duration::from_secs(10), |v| {
+        v["event"] == "call" && v["state"] == "ended" && v["call_id"] != a_id.as_str() && v["call_id"] != b_id.as_str()
+    });
+    assert_eq!(third["reason"], "busy", "{third}");
+
+    let r = desk.command(json!({"id": 3, "cmd": "swap"}));
+    assert_eq!(r["event"], "ack", "{r}");
+    desk.wait_for("B held", Duration::from_secs(5), call_state(b_id.clone(), "held"));
+    desk.wait_for("A active again", Duration::from_secs(5), call_state(a_id.clone(), "active"));
+    // Audio follows: after the swap, A's tone reaches the desk and B (on hold) sends nothing.
+    std::thread::sleep(Duration::from_secs(2));
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
+    let level = |desk: &mut Running, id: &str| loop {
+        let v = desk.wait_next("level", Duration::from_secs(2), |v| v["event"] == "call_level" && v["call_id"] == id);
+        if v["ts_ms"].as_u64().unwrap_or(0) >= now {
+            break v["rx_dbfs"].as_f64().unwrap();
+        }
+    };
+    let (a_level, b_level) = (level(&mut desk, &a_id), level(&mut desk, &b_id));
+    assert!(a_level > -20.0 && b_level < -60.0, "A {a_level} dBFS, B {b_level} dBFS");
+    let r = desk.command(json!({"id": 4, "cmd": "swap"}));
+    assert_eq!(r["event"], "ack", "{r}");
+    desk.wait_next("A held again", Duration::from_secs(5), call_state(a_id.clone(), "held"));
+    a.hangup();
+    b.hangup();
+    let (code, _) = desk.terminate(Duration::from_secs(3));
+    assert!(code.success());
+}
