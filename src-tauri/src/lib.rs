@@ -85,6 +85,22 @@ fn call_mute(desk: State<'_, Desk>, call_id: String, on: bool) -> Result<(), Api
     desk.call_command(&call_id, CallCommand::Mute(on))
 }
 
+#[tauri::command(async, rename_all = "snake_case")]
+fn call_hold(desk: State<'_, Desk>, call_id: String) -> Result<(), ApiError> {
+    desk.call_command(&call_id, CallCommand::Hold)
+}
+
+#[tauri::command(async, rename_all = "snake_case")]
+fn call_resume(desk: State<'_, Desk>, call_id: String) -> Result<(), ApiError> {
+    desk.call_command(&call_id, CallCommand::Resume)
+}
+
+/// Sends each digit in turn; the core checks them, and the first refusal is the answer.
+#[tauri::command(async, rename_all = "snake_case")]
+fn call_dtmf(desk: State<'_, Desk>, call_id: String, digits: String) -> Result<(), ApiError> {
+    digits.chars().try_for_each(|d| desk.call_command(&call_id, CallCommand::Dtmf(d)))
+}
+
 #[tauri::command(async)]
 fn calls_list(desk: State<'_, Desk>) -> Vec<CallView> {
     desk.calls_list()
@@ -158,6 +174,9 @@ pub fn run() {
             call_reject,
             call_hangup,
             call_mute,
+            call_hold,
+            call_resume,
+            call_dtmf,
             calls_list,
             dnd_get,
             dnd_set,

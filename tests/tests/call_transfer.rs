@@ -158,3 +158,70 @@ fn call_waiting_holds_the_first_call_swaps_and_turns_a_third_away() {
     let (code, _) = desk.terminate(Duration::from_secs(3));
     assert!(code.success());
 }
+
+/// The far end transfers us: phone A REFERs the desk to phone B. With `SIPDESK_REFER=ask` the desk
+/// first asks (declining keeps the call); then, with consent, it calls B, tells A through NOTIFYs,
+/// and A hangs up its leg; B's tone reaches the desk on the new call.
+#[test]
+fn an_incoming_refer_is_asked_about_then_followed() {
+    let Some((k, dir, db)) = setup(&["2001", "2002"]) else { return };
+    let mut a = phone(&k, dir.path(), "2001", 1020.0);
+    let mut b = phone(&k, dir.path(), "2002", 1400.0);
+    let mut desk = Running::start(&db, &["--auto-answer", "--audio", "null"], &[("SIPDESK_REFER", "ask")]);
+    desk.wait_for("registered", Duration::from_secs(10), |v| {
+        v["event"] == "registration" && v["state"] == "registered"
+    });
+    a.dial(&format!("sip:1001@127.0.0.1:{}", k.port));
+    let active = desk.wait_for("A active", Duration::from_secs(10), |v| v["event"] == "call" && v["state"] == "active");
+    let a_id = active["call_id"].as_str().unwrap().to_string();
+    a.wait_event("CALL_ESTABLISHED", Duration::from_secs(5));
+    let target = format!("sip:2002@127.0.0.1:{}", k.port);
+
+    // Asked, and declined: the call with A goes on.
+    a.command("transfer", Some("2002")).expect("baresip transfer");
+    let asked = desk.wait_for("asked", Duration::from_secs(5), |v| v["event"] == "transfer_request");
+    assert_eq!((asked["call_id"].as_str(), asked["target"].as_str()), (Some(a_id.as_str()), Some(target.as_str())));
+    let r = desk.command(json!({"id": 1, "cmd": "transfer_reject", "call_id": a_id}));
+    assert_eq!(r["event"], "ack", "{r}");
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(!desk.seen().iter().any(|v| call_state(a_id.clone(), "ended")(v)), "declining kept the call");
+    assert!(a.log().contains("transfer failed: 603"), "A was told no: {}", a.log());
+
+    // baresip takes one transfer per call: hang up, call again, and this time accept.
+    a.hangup();
+    desk.wait_for("A ended", Duration::from_secs(5), call_state(a_id.clone(), "ended"));
+    a.dial(&format!("sip:1001@127.0.0.1:{}", k.port));
+    let active =
+        desk.wait_next("A active again", Duration::from_secs(10), |v| v["event"] == "call" && v["state"] == "active");
+    let a_id = active["call_id"].as_str().unwrap().to_string();
+    std::thread::sleep(Duration::from_millis(500));
+    if let Err(e) = a.command("transfer", Some("2002")) {
+        panic!("baresip transfer: {e}; {}", a.log());
+    }
+    desk.wait_next("asked again", Duration::from_secs(5), |v| v["event"] == "transfer_request");
+    let r = desk.command(json!({"id": 2, "cmd": "transfer_accept", "call_id": a_id}));
+    assert_eq!(r["event"], "ack", "{r}");
+    let new_call = desk.wait_for("B active", Duration::from_secs(10), |v| {
+        v["event"] == "call" && v["state"] == "active" && v["direction"] == "out"
+    });
+    let b_id = new_call["call_id"].as_str().unwrap().to_string();
+    assert_eq!(new_call["direction"], "out");
+    b.wait_event("CALL_ESTABLISHED", Duration::from_secs(5));
+    let ended = desk.wait_for("A's leg ends", Duration::from_secs(10), call_state(a_id.clone(), "ended"));
+    assert_eq!(ended["reason"], "remote_hangup", "{ended}");
+    std::thread::sleep(Duration::from_secs(2));
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
+    let level = loop {
+        let v = desk.wait_next("B's level", Duration::from_secs(2), |v| {
+            v["event"] == "call_level" && v["call_id"] == b_id.as_str()
+        });
+        if v["ts_ms"].as_u64().unwrap_or(0) >= now {
+            break v["rx_dbfs"].as_f64().unwrap();
+        }
+    };
+    assert!(level > -20.0, "B's tone reaches the desk: {level} dBFS");
+    b.hangup();
+    desk.wait_for("B ends", Duration::from_secs(5), call_state(b_id, "ended"));
+    let (code, _) = desk.terminate(Duration::from_secs(3));
+    assert!(code.success());
+}

@@ -9,6 +9,7 @@ import { h } from "./dom";
 import { renderDeviceNotice } from "./device-notice";
 import { renderHeader, type Page } from "./header";
 import { browserLang, currentLang, resolveLang, setLang } from "./i18n";
+import { DtmfTrail, showDtmf } from "./keypad";
 import { showLevel } from "./levels";
 import { lineName, PhoneView } from "./phone";
 import { showQuality } from "./quality";
@@ -51,6 +52,8 @@ export class App {
   private stats = new Map<string, CallStatsEvent>();
   /** Live calls whose microphone is muted. */
   private muted = new Set<string>();
+  /** The DTMF digits just sent and received on each live call; they fade by themselves. */
+  private readonly dtmf = new DtmfTrail((id) => showDtmf(this.view, id, this.dtmf.get(id)));
   /** The last audio device fallback, until the agent closes it. */
   private deviceNotice: DeviceEvent | null = null;
   private audioDevices: AudioDevices | null = null;
@@ -108,6 +111,7 @@ export class App {
           else this.muted.delete(e.call_id);
           this.render();
         }
+        if (e.event === "dtmf") this.dtmf.add(e);
         if (e.event === "device") {
           this.deviceNotice = e;
           this.render();
@@ -179,6 +183,7 @@ export class App {
       for (const id of [...this.levels.keys()]) if (gone(id)) this.levels.delete(id);
       for (const id of [...this.stats.keys()]) if (gone(id)) this.stats.delete(id);
       for (const id of [...this.muted]) if (gone(id)) this.muted.delete(id);
+      this.dtmf.keep((id) => !gone(id));
     }
     if (history.status === "fulfilled") {
       this.history = history.value;
@@ -203,6 +208,7 @@ export class App {
         levels: this.levels,
         stats: this.stats,
         muted: this.muted,
+        digits: (id) => this.dtmf.get(id),
         dnd: this.dnd === true,
         dialError: this.dialError,
         dialing: this.dialing,
@@ -322,7 +328,10 @@ export class App {
 
   /** Runs a command on a live call; its error shows on the call, success waits for the call's events. */
   private async callCommand(op: () => Promise<void>): Promise<void> {
-    this.callError = null;
+    if (this.callError !== null) {
+      this.callError = null;
+      this.render();
+    }
     try {
       await op();
     } catch (e) {
@@ -336,6 +345,9 @@ export class App {
     reject: (id) => void this.callCommand(() => this.backend.callReject(id)),
     hangup: (id) => void this.callCommand(() => this.backend.callHangup(id)),
     mute: (id, on) => void this.callCommand(() => this.backend.callMute(id, on)),
+    hold: (id) => void this.callCommand(() => this.backend.callHold(id)),
+    resume: (id) => void this.callCommand(() => this.backend.callResume(id)),
+    dtmf: (id, digits) => void this.callCommand(() => this.backend.callDtmf(id, digits)),
   };
 
   /** Runs a list action; its error shows above the list, success reloads the list. */

@@ -34,6 +34,9 @@ export class TauriBackend implements Backend {
   dndSet = (on: boolean) => call<void>("dnd_set", { on });
   historyList = (limit: number) => call<CallRecord[]>("history_list", { limit });
   callMute = (callId: string, on: boolean) => call<void>("call_mute", { call_id: callId, on });
+  callHold = (callId: string) => call<void>("call_hold", { call_id: callId });
+  callResume = (callId: string) => call<void>("call_resume", { call_id: callId });
+  callDtmf = (callId: string, digits: string) => call<void>("call_dtmf", { call_id: callId, digits });
   audioDevices = () => call<AudioDevices>("audio_devices");
   audioSettingsGet = () => call<AudioSettings>("audio_settings_get");
   audioSettingsSet = (settings: AudioSettings) => call<void>("audio_settings_set", { settings });

@@ -22,6 +22,12 @@ export interface Backend {
   historyList(limit: number): Promise<CallRecord[]>;
   /** Mutes (true) or unmutes the microphone of a live call; a `mute` event follows. */
   callMute(callId: string, on: boolean): Promise<void>;
+  /** Puts the far end on hold (it hears music on hold); the call then goes `held`. */
+  callHold(callId: string): Promise<void>;
+  /** Takes the far end off hold; the call goes back to `active`. */
+  callResume(callId: string): Promise<void>;
+  /** Sends DTMF digits (`0-9 * # A-D`) to a connected call; a `dtmf` event follows for each. */
+  callDtmf(callId: string, digits: string): Promise<void>;
   audioDevices(): Promise<AudioDevices>;
   audioSettingsGet(): Promise<AudioSettings>;
   /** Saves the device choice; an id the system does not list now is refused (`unknown_device`). */

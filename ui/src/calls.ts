@@ -3,6 +3,7 @@
 import { elapsed, parseRemote, type Party } from "./call-format";
 import { h } from "./dom";
 import { t, tCode } from "./i18n";
+import { dtmfKey, flashKey, renderCallKeypad, renderDtmf, type DtmfDigits } from "./keypad";
 import { renderLevels } from "./levels";
 import { renderQuality } from "./quality";
 import type { ApiError, CallLevelEvent, CallStatsEvent, CallView } from "./types";
@@ -17,6 +18,14 @@ export interface CallActions {
   reject(callId: string): void;
   hangup(callId: string): void;
   mute(callId: string, on: boolean): void;
+  hold(callId: string): void;
+  resume(callId: string): void;
+  dtmf(callId: string, digits: string): void;
+}
+
+/** A call with a dialog and media: hold, resume, mute and the keypad apply to it. */
+export function isConnected(c: CallView): boolean {
+  return c.state === "active" || c.state === "held" || c.state === "held_remote";
 }
 
 function partyLines(p: Party, nameId: string, uriId: string): HTMLElement[] {
@@ -26,23 +35,49 @@ function partyLines(p: Party, nameId: string, uriId: string): HTMLElement[] {
   ];
 }
 
+/** What the card shows of the call's media: the last level and stats events, mute, DTMF digits. */
+export interface CallMedia {
+  level: CallLevelEvent | null;
+  stats: CallStatsEvent | null;
+  muted: boolean;
+  digits: DtmfDigits;
+}
+
+/** The card's own state: whether its keypad is open, and how to open or close it. */
+export interface CardUi {
+  keypadOpen: boolean;
+  toggleKeypad(): void;
+}
+
 /**
- * The in-call panel for `call`. The timer element carries its start, and a ticker refreshes its text;
- * the level meter and the quality line start at the call's last `call_level` and `call_stats` events
- * and are updated in place. `muted` is what the last `mute` event said.
+ * The in-call panel for `call`. The timer element carries its start, and a ticker refreshes its text
+ * (it keeps running on hold); the level meter, the quality line and the DTMF digits start at what
+ * `media` holds and are updated in place. Digits typed on the keyboard while the focus is in the
+ * card are sent to the call.
  */
 export function renderInCall(
   call: CallView,
   line: string,
-  media: { level: CallLevelEvent | null; stats: CallStatsEvent | null; muted: boolean },
+  media: CallMedia,
   error: ApiError | null,
   act: CallActions,
+  ui: CardUi,
 ): HTMLElement {
   const party = parseRemote(call.remote);
   const since = call.active_since_ms;
-  return h(
+  const connected = isConnected(call);
+  const keypad = connected && ui.keypadOpen;
+  const send = (digit: string) => act.dtmf(call.call_id, digit);
+  const card = h(
     "section",
-    { id: "in-call", class: `card in-call state-${call.state}`, "data-call-id": call.call_id },
+    {
+      id: "in-call",
+      class: `card in-call state-${call.state}${keypad ? " keypad-open" : ""}`,
+      "data-call-id": call.call_id,
+      // Focusable, so a click anywhere in the card lets the keyboard's digits reach the call.
+      tabindex: "-1",
+      "aria-label": t("call.title"),
+    },
     h(
       "div",
       { class: "in-call-top" },
@@ -55,31 +90,74 @@ export function renderInCall(
         since !== null ? h("span", { id: "call-timer", class: "call-timer", "data-since": since }, elapsed(since)) : null,
       ),
     ),
-    renderLevels(media.level),
+    holdNote(call),
+    h(
+      "div",
+      { class: "in-call-body" },
+      h(
+        "div",
+        { class: "in-call-main" },
+        renderLevels(media.level),
+        h(
+          "dl",
+          { class: "facts" },
+          h("div", {}, h("dt", {}, t("call.via")), h("dd", { id: "call-line" }, line)),
+          h("div", {}, h("dt", {}, t("call.codec")), h("dd", { id: "call-codec" }, call.codec ?? t("call.no_codec"))),
+          h("div", {}, h("dt", {}, t("call.quality")), renderQuality(media.stats)),
+        ),
+        connected ? renderDtmf(media.digits) : null,
+      ),
+      keypad ? renderCallKeypad(send) : null,
+    ),
     h(
       "div",
       { class: "in-call-bottom" },
       h(
-        "dl",
-        { class: "facts" },
-        h("div", {}, h("dt", {}, t("call.via")), h("dd", { id: "call-line" }, line)),
-        h("div", {}, h("dt", {}, t("call.codec")), h("dd", { id: "call-codec" }, call.codec ?? t("call.no_codec"))),
-        h("div", {}, h("dt", {}, t("call.quality")), renderQuality(media.stats)),
+        "div",
+        { class: "in-call-tools" },
+        connected ? muteButton(call.call_id, media.muted, act) : null,
+        connected ? holdButton(call, act) : null,
+        connected ? keypadButton(ui) : null,
       ),
       h(
-        "div",
-        { class: "in-call-actions" },
-        call.state === "active" ? muteButton(call.call_id, media.muted, act) : null,
-        h(
-          "button",
-          { id: "call-hangup", class: "btn btn-hangup", type: "button", onclick: () => act.hangup(call.call_id) },
-          h("span", { class: "icon icon-hangup", "aria-hidden": "true" }),
-          t("call.hangup"),
-        ),
+        "button",
+        { id: "call-hangup", class: "btn btn-hangup", type: "button", onclick: () => act.hangup(call.call_id) },
+        h("span", { class: "icon icon-hangup", "aria-hidden": "true" }),
+        t("call.hangup"),
       ),
     ),
     error ? h("div", { id: "call-error", class: "banner banner-error", role: "alert" }, tCode("call.error", error.code)) : null,
   );
+  card.addEventListener("keydown", (ev) => {
+    if (!connected) return;
+    const digit = dtmfKey(ev);
+    if (digit === null) return;
+    ev.preventDefault();
+    flashKey(card, digit);
+    send(digit);
+  });
+  return card;
+}
+
+/** Says who holds the call, and what that means for the agent. */
+function holdNote(call: CallView): HTMLElement | null {
+  if (call.state === "held") {
+    return h(
+      "div",
+      { id: "call-hold-note", class: "hold-note hold-local", role: "status" },
+      h("span", { class: "icon icon-pause", "aria-hidden": "true" }),
+      t("call.held_note"),
+    );
+  }
+  if (call.state === "held_remote") {
+    return h(
+      "div",
+      { id: "call-held-remote", class: "hold-note hold-remote", role: "status" },
+      h("span", { class: "icon icon-pause", "aria-hidden": "true" }),
+      h("span", {}, h("strong", {}, t("call.held_remote_title")), " ", t("call.held_remote_note")),
+    );
+  }
+  return null;
 }
 
 /** Mute toggles the microphone towards the far end; it shows what the core last reported. */
@@ -88,13 +166,47 @@ function muteButton(callId: string, muted: boolean, act: CallActions): HTMLEleme
     "button",
     {
       id: "call-mute",
-      class: `btn btn-mute${muted ? " on" : ""}`,
+      class: `btn btn-tool btn-mute${muted ? " on" : ""}`,
       type: "button",
       "aria-pressed": muted ? "true" : "false",
       onclick: () => act.mute(callId, !muted),
     },
     h("span", { class: `icon ${muted ? "icon-mic-off" : "icon-mic"}`, "aria-hidden": "true" }),
     t(muted ? "call.unmute" : "call.mute"),
+  );
+}
+
+/** Hold puts the far end on hold; while we hold it, the same button resumes. */
+function holdButton(call: CallView, act: CallActions): HTMLElement {
+  const held = call.state === "held";
+  return h(
+    "button",
+    {
+      id: "call-hold",
+      class: `btn btn-tool btn-hold${held ? " on" : ""}`,
+      type: "button",
+      "aria-pressed": held ? "true" : "false",
+      onclick: () => (held ? act.resume(call.call_id) : act.hold(call.call_id)),
+    },
+    h("span", { class: `icon ${held ? "icon-play" : "icon-pause"}`, "aria-hidden": "true" }),
+    t(held ? "call.resume" : "call.hold"),
+  );
+}
+
+/** Opens or closes the card's keypad. */
+function keypadButton(ui: CardUi): HTMLElement {
+  return h(
+    "button",
+    {
+      id: "call-keypad-toggle",
+      class: `btn btn-tool btn-keypad${ui.keypadOpen ? " on" : ""}`,
+      type: "button",
+      "aria-pressed": ui.keypadOpen ? "true" : "false",
+      "aria-controls": "call-keypad",
+      onclick: () => ui.toggleKeypad(),
+    },
+    h("span", { class: "icon icon-keypad", "aria-hidden": "true" }),
+    t("call.keypad"),
   );
 }
 

@@ -2,24 +2,9 @@
 // place, so typing and focus survive the re-renders that live events cause.
 import { h } from "./dom";
 import { t, tCode } from "./i18n";
+import { KEYS } from "./keypad";
 import { accountName, statusDot } from "./status";
 import type { AccountView, ApiError } from "./types";
-
-/** The keypad; the letters are ITU-T E.161's, the same in every language. */
-const KEYS: [string, string, string][] = [
-  ["1", "one", ""],
-  ["2", "two", "ABC"],
-  ["3", "three", "DEF"],
-  ["4", "four", "GHI"],
-  ["5", "five", "JKL"],
-  ["6", "six", "MNO"],
-  ["7", "seven", "PQRS"],
-  ["8", "eight", "TUV"],
-  ["9", "nine", "WXYZ"],
-  ["*", "star", ""],
-  ["0", "zero", "+"],
-  ["#", "hash", ""],
-];
 
 export interface DialerState {
   /** Active accounts, which can place calls. */

@@ -1,10 +1,11 @@
 // The Phone screen: the dialer on the left; the current call (or the idle card) and the call
 // history on the right. The dialer is kept across renders; the rest is rebuilt from state.
-import { isRinging, renderIdle, renderInCall, type CallActions } from "./calls";
+import { isConnected, isRinging, renderIdle, renderInCall, type CallActions } from "./calls";
 import { Dialer } from "./dialer";
 import { h } from "./dom";
 import { currentLang, tCode } from "./i18n";
 import { renderHistory, type HistoryState } from "./history";
+import type { DtmfDigits } from "./keypad";
 import { accountName } from "./status";
 import type { AccountView, ApiError, CallLevelEvent, CallRecord, CallStatsEvent, CallView, DeskStatus } from "./types";
 
@@ -17,6 +18,8 @@ export interface PhoneState {
   stats: Map<string, CallStatsEvent>;
   /** Calls whose microphone is muted (from `mute` events). */
   muted: Set<string>;
+  /** The DTMF digits just sent and received on a call (from `dtmf` events; shown in place). */
+  digits(callId: string): DtmfDigits;
   dnd: boolean;
   dialError: ApiError | null;
   dialing: boolean;
@@ -47,6 +50,9 @@ export class PhoneView {
   private readonly notice = h("div", {});
   private readonly callSlot = h("div", { class: "call-slot" });
   private readonly historySlot = h("div", { class: "history-slot" });
+  /** Whether the call card's keypad is open; it closes when no call is left. */
+  private keypadOpen = false;
+  private last: PhoneState | null = null;
 
   constructor(private readonly act: PhoneActions) {
     this.dialer = new Dialer((target, accountId) => act.dial(target, accountId));
@@ -59,6 +65,7 @@ export class PhoneView {
   }
 
   update(s: PhoneState): void {
+    this.last = s;
     this.notice.replaceChildren(
       s.dndError ? h("div", { id: "dnd-error", class: "banner banner-error", role: "alert" }, tCode("error", s.dndError.code)) : "",
     );
@@ -68,14 +75,22 @@ export class PhoneView {
     const def = active.find((a) => a.id === s.status?.default_account_id) ?? active[0];
     const line = call ? lineName(s.status, call.account_id) : def ? accountName(def) : null;
     const muted = call ? s.muted.has(call.call_id) : false;
-    swap(this.callSlot, [currentLang(), call, line, s.callError?.code, s.dnd, muted], () =>
+    if (!call) this.keypadOpen = false;
+    const keypad = this.keypadOpen && call !== null && isConnected(call);
+    swap(this.callSlot, [currentLang(), call, line, s.callError?.code, s.dnd, muted, keypad], () =>
       call
         ? renderInCall(
             call,
             line ?? "",
-            { level: s.levels.get(call.call_id) ?? null, stats: s.stats.get(call.call_id) ?? null, muted },
+            {
+              level: s.levels.get(call.call_id) ?? null,
+              stats: s.stats.get(call.call_id) ?? null,
+              muted,
+              digits: s.digits(call.call_id),
+            },
             s.callError,
             this.act,
+            { keypadOpen: keypad, toggleKeypad: () => this.toggleKeypad() },
           )
         : renderIdle(line, s.dnd),
     );
@@ -83,14 +98,31 @@ export class PhoneView {
       renderHistory(s.history, (r: CallRecord) => this.dialer.dial(r.remote)),
     );
   }
+
+  /** Opens or closes the call card's keypad; the focus stays in the card, so typed digits reach the call. */
+  private toggleKeypad(): void {
+    this.keypadOpen = !this.keypadOpen;
+    if (this.last) this.update(this.last);
+    const card = this.callSlot.querySelector<HTMLElement>("#in-call");
+    if (card && !card.contains(document.activeElement)) card.focus();
+  }
 }
 
 const shown = new WeakMap<HTMLElement, string>();
 
-/** Rebuilds `slot` only when what it shows changed, so hover, focus and clicks in flight are not disturbed. */
+/**
+ * Rebuilds `slot` only when what it shows changed, so hover, focus and clicks in flight are not
+ * disturbed; a rebuild keeps the focus on the element of the same id (or on the new content).
+ */
 function swap(slot: HTMLElement, inputs: unknown, build: () => HTMLElement): void {
   const key = JSON.stringify(inputs);
   if (shown.get(slot) === key) return;
   shown.set(slot, key);
-  slot.replaceChildren(build());
+  const focused = document.activeElement;
+  const had = focused instanceof HTMLElement && slot.contains(focused) ? focused : null;
+  const content = build();
+  slot.replaceChildren(content);
+  if (!had) return;
+  const again = had.id ? slot.querySelector<HTMLElement>(`#${CSS.escape(had.id)}`) : null;
+  (again ?? (content.tabIndex >= 0 || content.hasAttribute("tabindex") ? content : null))?.focus();
 }

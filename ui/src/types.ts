@@ -125,7 +125,8 @@ export interface StoreErrorEvent {
 }
 
 export type CallDirection = "in" | "out";
-export type CallState = "calling" | "incoming" | "ringing" | "early" | "active" | "held" | "ended";
+/** `held`: we hold the far end (it hears music on hold); `held_remote`: the far end holds us. */
+export type CallState = "calling" | "incoming" | "ringing" | "early" | "active" | "held" | "held_remote" | "ended";
 
 /** A live call (`calls_list`): the last `call` event's fields plus when it was answered. */
 export interface CallView {
@@ -237,6 +238,16 @@ export interface MuteEvent {
   on: boolean;
 }
 
+/** A DTMF digit sent (`out`, by the keypad) or received (`in`) on a call. */
+export interface DtmfEvent {
+  event: "dtmf";
+  ts_ms: number;
+  call_id: string;
+  digit: string;
+  direction: "in" | "out";
+  method: "rfc4733" | "info";
+}
+
 /** Reception figures of a live call, every 5 s. */
 export interface CallStatsEvent {
   event: "call_stats";
@@ -268,4 +279,5 @@ export type DeskEvent =
   | DeviceEvent
   | MicLevelEvent
   | MuteEvent
+  | DtmfEvent
   | CallStatsEvent;

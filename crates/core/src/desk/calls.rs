@@ -104,6 +104,8 @@ pub enum CallCommand {
     Dtmf(char),
     /// Blind transfer: REFER the far end to this SIP URI, then hang up once it got there.
     Transfer(String),
+    /// Accept (true) or decline a transfer the far end asked for.
+    ReferAnswer(bool),
 }
 
 /// A live call's handles, kept by the desk.
@@ -467,6 +469,7 @@ impl Desk {
             &ev,
         );
         call.dtmf_mode = self.dtmf_mode(account_id);
+        call.account_id = account_id;
         let reason = self.in_call(&mut call).await;
         drop(levels);
         if let Err(e) = media.stop().await {

@@ -99,6 +99,15 @@ pub fn handle_line(desk: &Desk, line: &str) -> Value {
                 Err(e) => error(id, e.code, &e.message),
             }
         }
+        "transfer_accept" | "transfer_reject" => {
+            let Some(call_id) = obj.get("call_id").and_then(Value::as_str) else {
+                return error(id, "invalid_argument", "missing \"call_id\"");
+            };
+            match desk.call_command(call_id, CallCommand::ReferAnswer(cmd == "transfer_accept")) {
+                Ok(()) => ack(id, Value::Null),
+                Err(e) => error(id, e.code, &e.message),
+            }
+        }
         "swap" => match desk.swap() {
             Ok(()) => ack(id, Value::Null),
             Err(e) => error(id, e.code, &e.message),

@@ -114,6 +114,14 @@ pub enum Event {
         /// Where the far end was sent.
         target: String,
     },
+    /// The far end asks us to call someone else (REFER); answer with `transfer_accept` or
+    /// `transfer_reject` within 30 s.
+    TransferRequest {
+        /// The call.
+        call_id: String,
+        /// Whom to call.
+        target: String,
+    },
     /// A call's microphone was muted or unmuted.
     Mute {
         /// The call.

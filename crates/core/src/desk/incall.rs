@@ -111,6 +111,12 @@ pub(super) struct InCall<'a> {
     timer_at: Option<Instant>,
     /// Where our REFER sent the far end, while its NOTIFYs are awaited.
     pub(super) transfer_to: Option<String>,
+    /// The account the call belongs to (a followed REFER calls from it).
+    pub(super) account_id: i64,
+    /// A REFER from the far end awaiting the desk's consent, and until when.
+    pub(super) refer_pending: Option<(rsip::Request, String, Instant)>,
+    /// A REFER from the far end being followed.
+    pub(super) refer_follow: Option<super::transfer::ReferFollow>,
 }
 
 impl<'a> InCall<'a> {
@@ -152,6 +158,9 @@ impl<'a> InCall<'a> {
             retry: None,
             timer_at,
             transfer_to: None,
+            account_id: 0,
+            refer_pending: None,
+            refer_follow: None,
         }
     }
 
@@ -206,6 +215,7 @@ impl Desk {
                 continue;
             }
             let retry_at = c.retry.map(|(at, _)| at);
+            let refer_deadline = c.refer_pending.as_ref().map(|(_, _, at)| *at);
             tokio::select! {
                 req = c.requests.recv() => {
                     let Some(req) = req else { return "network_down" };
@@ -228,6 +238,20 @@ impl Desk {
                     let (_, on) = c.retry.take().unwrap_or((Instant::now(), false));
                     if let Some(reason) = self.set_hold(c, on).await {
                         return reason;
+                    }
+                }
+                _ = async { sleep_until(refer_deadline.unwrap_or_else(Instant::now)).await }, if refer_deadline.is_some() => {
+                    tracing::info!(call_id = c.call_id, "no answer to the transfer request; declining it");
+                    self.decide_refer(c, false).await;
+                }
+                ev = async {
+                    match c.refer_follow.as_mut() {
+                        Some(f) => f.events.recv().await.ok(),
+                        None => std::future::pending().await,
+                    }
+                } => {
+                    if let Some(ev) = ev {
+                        self.on_refer_progress(c, ev).await;
                     }
                 }
                 _ = async { sleep_until(c.timer_at.unwrap_or_else(Instant::now)).await }, if c.timer_at.is_some() => {
@@ -282,6 +306,7 @@ impl Desk {
             }
             rsip::Method::Info => self.on_info(c, &req).await,
             rsip::Method::Notify => return self.on_notify(c, &req).await,
+            rsip::Method::Refer => self.on_refer(c, req).await,
             _ => {
                 if c.dialog.accept_remote_cseq(&req) {
                     transaction::answer_plainly(c.ep, &req).await;
@@ -351,6 +376,7 @@ impl Desk {
             Some(CallCommand::Resume) if c.local_hold => return self.set_hold(c, false).await,
             Some(CallCommand::Dtmf(digit)) => self.send_dtmf(c, digit).await,
             Some(CallCommand::Transfer(target)) => self.send_refer(c, &target).await,
+            Some(CallCommand::ReferAnswer(accept)) => self.decide_refer(c, accept).await,
             Some(_) => {}
         }
         None

@@ -200,6 +200,7 @@ impl Desk {
         let mut call = InCall::new(&call_id, &ep, &mut dialog, requests, commands, offers, &mut media, negotiated, &ev);
         call.we_own_call_id = true;
         call.dtmf_mode = self.dtmf_mode(account_id);
+        call.account_id = account_id;
         let reason = self.in_call(&mut call).await;
         drop(levels);
         if let Err(e) = media.stop().await {

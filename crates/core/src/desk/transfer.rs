@@ -109,6 +109,163 @@ impl Desk {
     }
 }
 
+/// What to do when the far end asks us to call someone else (an incoming REFER):
+/// `SIPDESK_REFER=ask` (the default: a `transfer_request` event, then the `transfer_accept` or
+/// `transfer_reject` command, 603 after 30 s), `auto` or `refuse`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReferPolicy {
+    /// Ask the desk.
+    Ask,
+    /// Follow it at once.
+    Auto,
+    /// Decline it (603).
+    Refuse,
+}
+
+impl ReferPolicy {
+    /// From `SIPDESK_REFER`.
+    pub fn from_env() -> ReferPolicy {
+        match std::env::var("SIPDESK_REFER").ok().as_deref().map(str::trim) {
+            Some(v) if v.eq_ignore_ascii_case("auto") => ReferPolicy::Auto,
+            Some(v) if v.eq_ignore_ascii_case("refuse") => ReferPolicy::Refuse,
+            _ => ReferPolicy::Ask,
+        }
+    }
+}
+
+/// How long a REFER waits for the desk's consent.
+pub(super) const REFER_CONSENT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// An incoming REFER being followed: the new call we placed and the events that tell its fate.
+pub(super) struct ReferFollow {
+    pub(super) new_call: String,
+    pub(super) events: tokio::sync::broadcast::Receiver<super::EventEnvelope>,
+}
+
+/// The Refer-To URI (angle brackets and header parameters such as `?Replaces=` stripped).
+fn refer_to(req: &rsip::Request) -> Option<String> {
+    let v = message::header_value(req, "Refer-To", Some("r"))?;
+    let inner = match (v.find('<'), v.find('>')) {
+        (Some(a), Some(b)) if b > a => v[a + 1..b].to_string(),
+        _ => v.split(';').next()?.trim().to_string(),
+    };
+    let uri = inner.split('?').next()?.trim().to_string();
+    (uri.starts_with("sip:") || uri.starts_with("sips:")).then_some(uri)
+}
+
+/// The SIP status reported for a followed call that ended unanswered.
+fn code_for(reason: &str) -> u16 {
+    match reason {
+        "busy" => 486,
+        "declined" | "rejected" => 603,
+        "not_found" => 404,
+        "unavailable" => 480,
+        "timeout" => 408,
+        "cancelled" => 487,
+        _ => 500,
+    }
+}
+
+impl Desk {
+    /// A REFER from the far end (RFC 3515): checked, then followed, refused or asked about.
+    pub(super) async fn on_refer(&self, c: &mut InCall<'_>, req: rsip::Request) {
+        if !c.dialog.accept_remote_cseq(&req) {
+            return;
+        }
+        let (code, reason) = match refer_to(&req) {
+            None => (400, "Bad Refer-To"),
+            Some(_) if c.refer_follow.is_some() || c.refer_pending.is_some() => (491, "Request Pending"),
+            Some(target) => match ReferPolicy::from_env() {
+                ReferPolicy::Refuse => (603, "Decline"),
+                ReferPolicy::Auto => return self.accept_refer(c, req, target).await,
+                ReferPolicy::Ask => {
+                    self.emit(Event::TransferRequest { call_id: c.call_id.to_string(), target: target.clone() });
+                    c.refer_pending = Some((req, target, tokio::time::Instant::now() + REFER_CONSENT));
+                    return;
+                }
+            },
+        };
+        tracing::info!(call_id = c.call_id, code, "REFER refused");
+        if let Some(r) = request::response_to(&req, code, reason) {
+            let _ = c.ep.send(r.as_bytes()).await;
+        }
+    }
+
+    /// The desk's answer to a REFER it was asked about (or no answer in time: 603).
+    pub(super) async fn decide_refer(&self, c: &mut InCall<'_>, accept: bool) {
+        let Some((req, target, _)) = c.refer_pending.take() else { return };
+        if accept {
+            self.accept_refer(c, req, target).await;
+        } else if let Some(r) = request::response_to(&req, 603, "Decline") {
+            let _ = c.ep.send(r.as_bytes()).await;
+        }
+    }
+
+    /// 202, NOTIFY 100, and a new call to the target from the same account.
+    async fn accept_refer(&self, c: &mut InCall<'_>, req: rsip::Request, target: String) {
+        if let Some(r) = request::response_to(&req, 202, "Accepted") {
+            let _ = c.ep.send(r.as_bytes()).await;
+        }
+        self.refer_notify(c, 100, "Trying", false).await;
+        let events = self.subscribe();
+        match self.dial(&target, Some(c.account_id)) {
+            Ok(new_call) => {
+                tracing::info!(call_id = c.call_id, new_call, "following REFER to {target}");
+                c.refer_follow = Some(ReferFollow { new_call, events });
+            }
+            Err(e) => {
+                tracing::warn!(call_id = c.call_id, "cannot follow REFER to {target}: {}", e.message);
+                self.refer_notify(c, 503, "Service Unavailable", true).await;
+            }
+        }
+    }
+
+    /// Reports the followed call's progress to the referrer.
+    pub(super) async fn on_refer_progress(&self, c: &mut InCall<'_>, ev: super::EventEnvelope) {
+        let Some(follow) = &c.refer_follow else { return };
+        let Event::Call { call_id, state, reason, .. } = ev.event else { return };
+        if call_id != follow.new_call {
+            return;
+        }
+        match (state, reason) {
+            ("ringing" | "early", _) => self.refer_notify(c, 180, "Ringing", false).await,
+            ("active", _) => {
+                c.refer_follow = None;
+                self.refer_notify(c, 200, "OK", true).await;
+            }
+            ("ended", reason) => {
+                c.refer_follow = None;
+                self.refer_notify(c, code_for(reason.unwrap_or("")), "Failed", true).await;
+            }
+            _ => {}
+        }
+    }
+
+    /// A NOTIFY of the implicit refer subscription with a sipfrag status line.
+    async fn refer_notify(&self, c: &mut InCall<'_>, code: u16, reason: &str, last: bool) {
+        let state = if last { "terminated;reason=noresource" } else { "active;expires=60" };
+        let extra = [
+            "Event: refer".to_string(),
+            format!("Subscription-State: {state}"),
+            format!("Contact: <{}>", c.offers.contact),
+        ];
+        let body = format!("SIP/2.0 {code} {reason}\r\n");
+        let text = c.dialog.request(
+            "NOTIFY",
+            None,
+            &via(c.ep),
+            &request::branch(),
+            &extra,
+            Some(("message/sipfrag;version=2.0", body.as_bytes())),
+        );
+        let Ok(notify) = rsip::Request::try_from(text.as_str()) else { return };
+        let t = Timers::default();
+        if !matches!(transaction::run(c.ep, &notify, t.timer_f, &t).await, Outcome::Final(_)) {
+            tracing::debug!(call_id = c.call_id, "refer NOTIFY {code} unanswered");
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -121,5 +278,20 @@ mod tests {
         for bad in [&b""[..], b"HTTP/1.1 200 OK", b"SIP/2.0 abc", b"SIP/2.0 999 Nope"] {
             assert_eq!(sipfrag_status(bad), None);
         }
+    }
+
+    #[test]
+    fn refer_to_targets() {
+        let refer = |v: &str| {
+            rsip::Request::try_from(format!("REFER sip:a@h SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bKx\r\nFrom: <sip:b@h>;tag=1\r\nTo: <sip:a@h>;tag=2\r\nCall-ID: c\r\nCSeq: 2 REFER\r\n{v}Content-Length: 0\r\n\r\n")).unwrap()
+        };
+        assert_eq!(refer_to(&refer("Refer-To: <sip:2002@pbx.example>\r\n")).as_deref(), Some("sip:2002@pbx.example"));
+        assert_eq!(
+            refer_to(&refer("r: \"Bob\" <sip:bob@h?Replaces=abc%40h%3Bto-tag%3D1>\r\n")).as_deref(),
+            Some("sip:bob@h")
+        );
+        assert_eq!(refer_to(&refer("Refer-To: <http://evil>\r\n")), None);
+        assert_eq!(refer_to(&refer("")), None);
+        assert_eq!((code_for("busy"), code_for("cancelled"), code_for("??")), (486, 487, 500));
     }
 }

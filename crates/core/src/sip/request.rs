@@ -10,7 +10,7 @@ use crate::store::{Account, Protocol};
 /// Product token for User-Agent / Server.
 pub const USER_AGENT: &str = concat!("SipDesk/", env!("CARGO_PKG_VERSION"));
 /// Methods we answer.
-pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, NOTIFY";
+pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, REFER, NOTIFY";
 
 /// A random token for tags, Call-IDs and cnonces.
 pub fn token(len: usize) -> String {
