@@ -9,3 +9,7 @@ cargo build --locked --release -p sipdesk-core --bins
 export SIPDESK_BIN="$CARGO_TARGET_DIR/release/sipdesk"
 cargo bench --locked -p sipdesk-e2e --bench registration
 cargo bench --locked -p sipdesk-e2e --bench calls
+# Media: a call's CPU and memory against baresip's (about 8 min: 3 rounds of 20 s calls,
+# SIPDESK_BENCH_ROUNDS), and the latency of clicks through the media path (about 7 min).
+cargo bench --locked -p sipdesk-e2e --bench media_cost
+cargo bench --locked -p sipdesk-e2e --bench media_latency

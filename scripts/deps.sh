@@ -4,9 +4,10 @@
 set -euo pipefail
 
 APP_PACKAGES=(build-essential pkg-config libssl-dev libdbus-1-dev libwebkit2gtk-4.1-dev libgtk-3-dev
-  librsvg2-dev libasound2-dev libopus-dev fonts-noto-cjk)
+  librsvg2-dev libasound2-dev libopus-dev fonts-noto-cjk
+  libpocketsphinx-dev libsphinxbase-dev pocketsphinx-en-us flite1-dev)
 TEST_PACKAGES=(xvfb x11-utils webkit2gtk-driver dbus-daemon gnome-keyring kamailio sip-tester baresip
-  pipewire pipewire-bin pipewire-pulse wireplumber dbus dbus-bin pulseaudio-utils libasound2-plugins)
+  pipewire pipewire-bin pipewire-pulse wireplumber dbus dbus-bin pulseaudio-utils libasound2-plugins linphone-cli)
 
 want=("${APP_PACKAGES[@]}")
 [ "${1:-app}" = test ] && want+=("${TEST_PACKAGES[@]}")

@@ -3,8 +3,8 @@
 //! incoming call brings the window to the front.
 
 use sipdesk_core::desk::{
-    AccountStatus, ApiError, AudioDevices, AudioSettings, CallCommand, CallView, Desk, DeskOptions, DeskStatus, Event,
-    EventEnvelope, UiSettings,
+    AccountStatus, ApiError, AudioDevices, AudioSettings, CallCommand, CallSettings, CallView, Desk, DeskOptions,
+    DeskStatus, Event, EventEnvelope, ReferPolicy, UiSettings,
 };
 use sipdesk_core::store::{AccountDraft, CallRecord};
 use tauri::{AppHandle, Emitter, Manager, RunEvent, State};
@@ -59,6 +59,18 @@ fn ui_settings_set_locale(desk: State<'_, Desk>, locale: String) -> Result<(), A
     desk.ui_settings_set_locale(locale)
 }
 
+#[tauri::command(async)]
+fn call_settings_get(desk: State<'_, Desk>) -> CallSettings {
+    desk.call_settings_get()
+}
+
+/// What a transfer request from the far end gets: `ask`, `auto` or `refuse` (anything else is
+/// refused by the argument's deserialisation).
+#[tauri::command(async)]
+fn call_settings_set_refer_policy(desk: State<'_, Desk>, policy: ReferPolicy) -> Result<(), ApiError> {
+    desk.set_refer_policy(policy)
+}
+
 // Argument names stay snake_case on the JS side too (`account_id`, `call_id`), as in the core.
 #[tauri::command(async, rename_all = "snake_case")]
 fn call_dial(desk: State<'_, Desk>, target: String, account_id: Option<i64>) -> Result<String, ApiError> {
@@ -99,6 +111,24 @@ fn call_resume(desk: State<'_, Desk>, call_id: String) -> Result<(), ApiError> {
 #[tauri::command(async, rename_all = "snake_case")]
 fn call_dtmf(desk: State<'_, Desk>, call_id: String, digits: String) -> Result<(), ApiError> {
     digits.chars().try_for_each(|d| desk.call_command(&call_id, CallCommand::Dtmf(d)))
+}
+
+/// Blind transfer of a connected call to a number, extension or SIP URI; `transfer` events follow.
+#[tauri::command(async, rename_all = "snake_case")]
+fn call_transfer(desk: State<'_, Desk>, call_id: String, target: String) -> Result<(), ApiError> {
+    desk.transfer(&call_id, &target)
+}
+
+/// Holds the active call and resumes the held one.
+#[tauri::command(async)]
+fn calls_swap(desk: State<'_, Desk>) -> Result<(), ApiError> {
+    desk.swap()
+}
+
+/// Answers the far end's request to call someone else (a `transfer_request` event).
+#[tauri::command(async, rename_all = "snake_case")]
+fn call_refer_answer(desk: State<'_, Desk>, call_id: String, accept: bool) -> Result<(), ApiError> {
+    desk.call_command(&call_id, CallCommand::ReferAnswer(accept))
 }
 
 #[tauri::command(async)]
@@ -169,6 +199,8 @@ pub fn run() {
             account_set_default,
             ui_settings_get,
             ui_settings_set_locale,
+            call_settings_get,
+            call_settings_set_refer_policy,
             call_dial,
             call_answer,
             call_reject,
@@ -177,6 +209,9 @@ pub fn run() {
             call_hold,
             call_resume,
             call_dtmf,
+            call_transfer,
+            calls_swap,
+            call_refer_answer,
             calls_list,
             dnd_get,
             dnd_set,
@@ -242,9 +277,13 @@ async fn start_and_forward(desk: Desk, app: AppHandle) {
     }
 }
 
-/// An incoming call that waits for the agent: the window must come to the front.
+/// An incoming call (or call waiting), or a far end's transfer request, that waits for the agent:
+/// the window must come to the front.
 fn rings_here(event: &EventEnvelope) -> bool {
-    matches!(&event.event, Event::Call { direction: "in", state: "incoming" | "ringing", .. })
+    matches!(
+        &event.event,
+        Event::Call { direction: "in", state: "incoming" | "ringing", .. } | Event::TransferRequest { .. }
+    )
 }
 
 /// Shows, restores and focuses the main window (from Rust, so the webview needs no window permission).

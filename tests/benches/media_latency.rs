@@ -36,6 +36,17 @@
 //!   (time from the callback that wrote the click to the monitor) is subtracted to give
 //!   sipdesk's share (packet arrival to the sample being written into the device's buffer).
 //!
+//! The endpoint's halves are wrapped (they stamp the frames holding a click as the session takes
+//! or hands them), which splits each direction in two: mic->wire into the capture side (device
+//! callback, capture ring, waiting for the session's 20 ms tick) and the session (resample,
+//! encode, send); wire->speaker into the session (jitter buffer, playout tick) and the playback
+//! side (playback ring up to the device's buffer). The devices are opened right before the
+//! session starts, as a call does, and anew for each of the [`CALLS`] calls.
+//!
+//! **(c) Incidents**, one device call each: the session's task blocked once for 100 ms mid-call
+//! (a busy machine), and the session starting 100 ms after the devices opened; each prints the
+//! latency after the incident (and before it, for the stall).
+//!
 //! Opus figures include the codec's 6.5 ms algorithmic delay (its look-ahead), which is the
 //! same in every Opus phone. Loopback only; the machine is shared, so figures move by a few ms
 //! between runs.
@@ -351,13 +362,21 @@ fn stats_line(s: &RtpStats) -> String {
 
 /// Runs a session on `endpoint` against a far end (started at a random phase of the session's
 /// tick) for `clicks` clicks each way; returns the far end's log and the session's counters.
-fn run_session(rt: &tokio::runtime::Runtime, codec: Codec, endpoint: Endpoint, clicks: usize) -> (FarEndLog, String) {
+fn run_session(
+    rt: &tokio::runtime::Runtime,
+    codec: Codec,
+    endpoint: impl FnOnce() -> Endpoint,
+    started: impl FnOnce(),
+    clicks: usize,
+) -> (FarEndLog, String) {
     let far = UdpSocket::bind((LO, 0)).expect("far-end socket");
     let far_addr = far.local_addr().unwrap();
     rt.block_on(async {
         let sockets = RtpSockets::bind(LO, 40000, 59999).await.expect("RTP ports");
         let desk = SocketAddr::new(LO, sockets.port());
-        let session = RtpSession::start(sockets, neg(codec, far_addr), endpoint).expect("session");
+        // As a call does: the endpoint is made (the devices opened) right before the session.
+        let session = RtpSession::start(sockets, neg(codec, far_addr), endpoint()).expect("session");
+        started();
         tokio::time::sleep(random_phase()).await;
         let far = FarEnd::start(far, desk, codec, clicks);
         let frames = WARMUP_FRAMES + CLICK_EVERY_FRAMES * clicks as u32 + 25;
@@ -379,7 +398,8 @@ fn through_the_core(rt: &tokio::runtime::Runtime, codec: Codec, clicks: usize) {
         let got = Arc::new(Mutex::new(Vec::new()));
         let source = ClickSource { rate, polls: 0, left: per_call, burst: click(rate.hz()), yielded: yielded.clone() };
         let sink = ClickSink { rate, onsets: Onsets::new(rate.hz()), got: got.clone() };
-        let (log, s) = run_session(rt, codec, Endpoint::new(Box::new(source), Box::new(sink)), per_call);
+        let endpoint = || Endpoint::new(Box::new(source), Box::new(sink));
+        let (log, s) = run_session(rt, codec, endpoint, || {}, per_call);
         out.push(pair(&yielded.lock().unwrap(), &log.received, max).into_iter().map(|(ms, _)| ms).collect::<Vec<_>>());
         inn.push(pair(&log.sent, &got.lock().unwrap(), max).into_iter().map(|(ms, _)| ms).collect::<Vec<_>>());
         stats.push(s);
@@ -543,6 +563,9 @@ struct TimedSink {
     inner: Box<dyn FrameSink>,
     onsets: Onsets,
     log: Arc<Mutex<Vec<(Instant, ())>>>,
+    /// Blocks the session's task this long once, after this many clicks (a hiccup of the
+    /// machine), and notes when.
+    stall: Option<(usize, Duration, Arc<Mutex<Option<Instant>>>)>,
 }
 
 impl FrameSink for TimedSink {
@@ -553,7 +576,17 @@ impl FrameSink for TimedSink {
     fn put_frame(&mut self, frame: &Frame) {
         let at = Instant::now();
         if self.onsets.feed(frame.samples().iter().map(|s| i32::from(*s))).is_some() {
-            self.log.lock().unwrap().push((at, ()));
+            let clicks = {
+                let mut log = self.log.lock().unwrap();
+                log.push((at, ()));
+                log.len()
+            };
+            if let Some((after, how_long, when)) = &self.stall {
+                if clicks == *after {
+                    *when.lock().unwrap() = Some(Instant::now());
+                    std::thread::sleep(*how_long);
+                }
+            }
         }
         self.inner.put_frame(frame);
     }
@@ -591,17 +624,20 @@ fn through_the_device(rt: &tokio::runtime::Runtime, rig: &PipeWire, codec: Codec
     for call in 1..=CALLS {
         at_mic.lock().unwrap().clear();
         at_spk.lock().unwrap().clear();
-        let opened = Instant::now();
-        let endpoint = DeviceEndpoint::open(None, None, SampleRate::Hz8000).expect("open the default devices");
-        open_ms.push(opened.elapsed().as_secs_f64() * 1000.0);
-        let (source, sink) = endpoint.into_parts();
-        let rate = source.rate().hz();
         let (polled, handed) = (Arc::new(Mutex::new(Vec::new())), Arc::new(Mutex::new(Vec::new())));
-        let source = TimedSource { inner: source, onsets: Onsets::new(rate), log: polled.clone() };
-        let sink = TimedSink { inner: sink, onsets: Onsets::new(rate), log: handed.clone() };
-        let mut playing = rig.play("mic", &wav);
-        let (log, s) = run_session(rt, codec, Endpoint::new(Box::new(source), Box::new(sink)), per_call);
-        playing.stop();
+        let endpoint = || {
+            let opened = Instant::now();
+            let endpoint = DeviceEndpoint::open(None, None, SampleRate::Hz8000).expect("open the default devices");
+            open_ms.push(opened.elapsed().as_secs_f64() * 1000.0);
+            let (source, sink) = endpoint.into_parts();
+            let rate = source.rate().hz();
+            let source = TimedSource { inner: source, onsets: Onsets::new(rate), log: polled.clone() };
+            let sink = TimedSink { inner: sink, onsets: Onsets::new(rate), log: handed.clone(), stall: None };
+            Endpoint::new(Box::new(source), Box::new(sink))
+        };
+        let mut playing = None;
+        let (log, s) = run_session(rt, codec, endpoint, || playing = Some(rig.play("mic", &wav)), per_call);
+        drop(playing);
         let mic_times: Vec<Instant> = at_mic.lock().unwrap().iter().map(|(t, ())| *t).collect();
         let out = pair(&mic_times, &log.received, max);
         raw.push(out.iter().map(|(ms, _)| *ms).collect());
@@ -666,6 +702,104 @@ fn through_the_device(rt: &tokio::runtime::Runtime, rig: &PipeWire, codec: Codec
     println!("      of which playback ring:           {}", summary(&playback.0));
 }
 
+/// Something that happens once in a device call.
+#[derive(Clone, Copy)]
+enum Incident {
+    /// The session's task is blocked this long (the machine busy for a moment) after half the
+    /// clicks.
+    Stall(Duration),
+    /// The session starts this long after the devices were opened.
+    LateStart(Duration),
+}
+
+/// One device call with an [`Incident`]: the latency both ways before and after it (a late start
+/// is before every click, so only "after" is printed).
+fn device_incident(rt: &tokio::runtime::Runtime, rig: &PipeWire, codec: Codec, clicks: usize, incident: Incident) {
+    let (mic_ref, at_mic) = reference_capture("mic.monitor");
+    let (spk_ref, at_spk) = reference_capture("spk.monitor");
+    std::thread::sleep(Duration::from_millis(300));
+    let wav = rig.dir().join("clicks-incident.wav");
+    click_wav(&wav, clicks);
+    let when = Arc::new(Mutex::new(None));
+    let handed = Arc::new(Mutex::new(Vec::new()));
+    let endpoint = || {
+        let endpoint = DeviceEndpoint::open(None, None, SampleRate::Hz8000).expect("open the default devices");
+        let (source, sink) = endpoint.into_parts();
+        let rate = sink.rate().hz();
+        let stall = match incident {
+            Incident::Stall(d) => Some((clicks / 2, d, when.clone())),
+            Incident::LateStart(d) => {
+                std::thread::sleep(d);
+                *when.lock().unwrap() = Some(Instant::now());
+                None
+            }
+        };
+        let sink = TimedSink { inner: sink, onsets: Onsets::new(rate), log: handed.clone(), stall };
+        Endpoint::new(source, Box::new(sink))
+    };
+    let mut playing = None;
+    let (log, _) = run_session(rt, codec, endpoint, || playing = Some(rig.play("mic", &wav)), clicks);
+    drop(playing);
+    drop((mic_ref, spk_ref));
+    let Some(at) = *when.lock().unwrap() else {
+        println!("  {}: the incident did not happen", codec.name());
+        return;
+    };
+    let blocked = match incident {
+        Incident::Stall(d) => d,
+        Incident::LateStart(_) => Duration::ZERO,
+    };
+    let max = Duration::from_millis(u64::from(20 * CLICK_EVERY_FRAMES));
+    let mic_times: Vec<Instant> = at_mic.lock().unwrap().iter().map(|(t, ())| *t).collect();
+    let split = |found: &[(Instant, f64)], emitted: &[Instant]| {
+        let emitted: Vec<(Instant, ())> = emitted.iter().map(|t| (*t, ())).collect();
+        let (mut before, mut after) = (Vec::new(), Vec::new());
+        for (i, j) in pair_indices(&emitted, found, max) {
+            let ms = (found[j].0.duration_since(emitted[i].0).as_secs_f64() - found[j].1) * 1000.0;
+            // A click on its way during a stall counts in neither.
+            if found[j].0 < at {
+                before.push(ms);
+            } else if emitted[i].0 > at + blocked {
+                after.push(ms);
+            }
+        }
+        (before, after)
+    };
+    let (out_before, out_after) = split(&log.received, &mic_times);
+    let spk: Vec<(Instant, f64)> = at_spk.lock().unwrap().iter().map(|(t, ())| (*t, 0.0)).collect();
+    let (in_before, in_after) = split(&spk, &log.sent);
+    let handed: Vec<(Instant, f64)> = handed.lock().unwrap().iter().map(|(t, ())| (*t, 0.0)).collect();
+    let (jb_before, jb_after) = split(&handed, &log.sent);
+    match incident {
+        Incident::Stall(d) => {
+            println!(
+                "  {}, one {} ms stall of the session's task mid-call; medians before -> after it:",
+                codec.name(),
+                d.as_millis()
+            );
+            println!(
+                "    mic->wire beyond packetization {:.1} -> {:.1} ms; wire->speaker monitor {:.1} -> {:.1} ms, of \
+                 which the session (jitter buffer) {:.1} -> {:.1} ms",
+                median(&out_before),
+                median(&out_after),
+                median(&in_before),
+                median(&in_after),
+                median(&jb_before),
+                median(&jb_after)
+            );
+        }
+        Incident::LateStart(d) => println!(
+            "  {}, the session starting {} ms after the devices opened: medians mic->wire beyond packetization \
+             {:.1} ms; wire->speaker monitor {:.1} ms, of which the session (jitter buffer) {:.1} ms",
+            codec.name(),
+            d.as_millis(),
+            median(&out_after),
+            median(&in_after),
+            median(&jb_after)
+        ),
+    }
+}
+
 fn main() {
     let clicks = clicks();
     let rt = runtime();
@@ -704,4 +838,7 @@ fn main() {
     for codec in [Codec::Pcmu, Codec::Opus] {
         through_the_device(&rt, &rig, codec, clicks, os_out_ms);
     }
+    println!("(c) the device path after an incident (one call of 20 clicks each):");
+    device_incident(&rt, &rig, Codec::Pcmu, 20, Incident::Stall(Duration::from_millis(100)));
+    device_incident(&rt, &rig, Codec::Pcmu, 20, Incident::LateStart(Duration::from_millis(100)));
 }

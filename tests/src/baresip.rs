@@ -121,6 +121,10 @@ struct CtrlState {
 impl Baresip {
     /// Writes the config folder and starts `baresip -f DIR`; returns once ctrl_tcp answers.
     pub fn start(cfg: &BaresipConfig) -> Baresip {
+        Self::start_attempt(cfg, 1)
+    }
+
+    fn start_attempt(cfg: &BaresipConfig, attempt: u32) -> Baresip {
         let dir = tempfile::tempdir().expect("tempdir");
         let sip_port = free_sip_port();
         let ctrl_port = free_tcp_port();
@@ -203,6 +207,10 @@ impl Baresip {
                 break s;
             }
             if let Ok(Some(status)) = child.try_wait() {
+                // 98 = EADDRINUSE: another test took the free port we picked in the meantime.
+                if status.code() == Some(98) && attempt < 4 {
+                    return Self::start_attempt(cfg, attempt + 1);
+                }
                 panic!("baresip exited ({status}); log:\n{}", read_log(dir.path()));
             }
             if Instant::now() > deadline {

@@ -7,6 +7,7 @@ pub mod baresip;
 pub mod desk_rig;
 pub mod events_schema;
 pub mod kamailio;
+pub mod linphone;
 pub mod pipewire;
 pub mod relay;
 pub mod scripted_peer;

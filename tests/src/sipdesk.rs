@@ -21,8 +21,8 @@ pub fn bin() -> PathBuf {
     path
 }
 
-/// A `sipdesk` command line against `db`, with a clean environment for SIP_* variables and a
-/// private secrets file.
+/// A `sipdesk` command line against `db`, with a clean environment for SIP_* variables (and the
+/// SIPDESK_DTMF / SIPDESK_REFER overrides) and a private secrets file.
 pub fn command(db: &Path) -> Command {
     let mut c = Command::new(bin());
     c.arg("--db").arg(db).env("SIPDESK_SECRET_STORE", "file").env("RUST_LOG", "info");
@@ -34,7 +34,11 @@ pub fn command(db: &Path) -> Command {
         "SIP_PROTOCOL",
         "SIP_REGISTER_INTERVAL",
         "SIP_CODECS",
+        "SIP_DTMF_MODE",
         "SIPDESK_DB",
+        // Overrides of the saved call settings: a test that wants one passes it itself.
+        "SIPDESK_DTMF",
+        "SIPDESK_REFER",
     ] {
         c.env_remove(k);
     }

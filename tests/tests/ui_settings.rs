@@ -159,6 +159,7 @@ const CORE_CODES: &[(&str, &str)] = &[
     ("fielderr", "host_empty host_invalid port_invalid port_range username_empty username_invalid password_required"),
     ("fielderr", "protocol_invalid interval_invalid interval_range auth_username_invalid domain_invalid"),
     ("fielderr", "outbound_proxy_invalid display_name_invalid codecs_unknown codecs_repeated codecs_empty"),
+    ("fielderr", "dtmf_mode_invalid"),
     ("error", "invalid_account not_found store_unavailable store_locked instance_running invalid_locale"),
     ("error", "unknown_device audio_unavailable"),
 ];

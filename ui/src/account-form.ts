@@ -1,9 +1,14 @@
 // Add/edit account dialog. It only collects strings; the core validates and answers with per-field codes.
 import { h } from "./dom";
 import { t, tCode } from "./i18n";
-import type { AccountDraft, AccountView, ApiError } from "./types";
+import type { AccountDraft, AccountView, ApiError, DtmfMode } from "./types";
 
-type TextField = Exclude<keyof AccountDraft, "protocol" | "is_active">;
+const DTMF_MODES: [DtmfMode, string][] = [
+  ["rfc4733", "form.dtmf_rfc4733"],
+  ["info", "form.dtmf_info"],
+];
+
+type TextField = Exclude<keyof AccountDraft, "protocol" | "dtmf_mode" | "is_active">;
 type Control = HTMLInputElement | HTMLSelectElement;
 
 /** Grid layout: field, label key, how many of the 6 columns it spans, optional. */
@@ -17,7 +22,8 @@ const LAYOUT: [keyof AccountDraft, string, number, boolean][] = [
   ["register_interval", "field.register_interval", 3, false],
   ["auth_username", "field.auth_username", 3, true],
   ["domain", "field.domain", 3, true],
-  ["outbound_proxy", "field.outbound_proxy", 6, true],
+  ["outbound_proxy", "field.outbound_proxy", 3, true],
+  ["dtmf_mode", "field.dtmf_mode", 3, false],
   ["codecs", "field.codecs", 6, true],
 ];
 
@@ -82,6 +88,7 @@ export class AccountForm {
       domain: text("domain"),
       outbound_proxy: text("outbound_proxy"),
       codecs: text("codecs"),
+      dtmf_mode: (this.controls.get("dtmf_mode") as HTMLSelectElement).value as DtmfMode,
       is_active: (this.controls.get("is_active") as HTMLInputElement).checked,
     };
   }
@@ -127,6 +134,7 @@ export class AccountForm {
       this.control(name),
       name === "password" && this.account ? h("div", { class: "hint" }, t("form.password_hint_edit")) : null,
       name === "codecs" ? h("div", { id: "hint-codecs", class: "hint" }, t("form.codecs_hint")) : null,
+      name === "dtmf_mode" ? h("div", { id: "hint-dtmf_mode", class: "hint" }, t("form.dtmf_hint")) : null,
       h("div", { id: `err-${name}`, class: "field-error" }),
     );
   }
@@ -136,6 +144,13 @@ export class AccountForm {
     let el: Control;
     if (name === "protocol") {
       el = h("select", { id: "f-protocol" }, ["UDP", "TCP"].map((p) => h("option", { value: p, selected: (a?.protocol ?? "UDP") === p }, p)));
+    } else if (name === "dtmf_mode") {
+      const mode = a?.dtmf_mode ?? "rfc4733";
+      el = h(
+        "select",
+        { id: "f-dtmf_mode", "aria-describedby": "hint-dtmf_mode err-dtmf_mode" },
+        DTMF_MODES.map(([m, label]) => h("option", { value: m, selected: mode === m }, t(label))),
+      );
     } else if (name === "is_active") {
       el = h("input", { id: "f-is_active", type: "checkbox", checked: a?.is_active ?? true });
     } else if (name === "password") {

@@ -11,9 +11,11 @@ import { renderHeader, type Page } from "./header";
 import { browserLang, currentLang, resolveLang, setLang } from "./i18n";
 import { DtmfTrail, showDtmf } from "./keypad";
 import { showLevel } from "./levels";
+import { mainCall } from "./other-calls";
 import { lineName, PhoneView } from "./phone";
 import { showQuality } from "./quality";
 import { renderSettings, type SettingsActions } from "./settings";
+import { renderReferPrompt, type ReferPrompt, type TransferDone } from "./transfer";
 import type {
   AccountView,
   ApiError,
@@ -25,7 +27,10 @@ import type {
   CallView,
   DeskStatus,
   DeviceEvent,
+  CallSettings,
   Locale,
+  ReferPolicy,
+  TransferEvent,
   UiSettings,
 } from "./types";
 
@@ -33,6 +38,10 @@ import type {
 const REFRESH_ON = new Set(["registration", "accounts_changed", "account_loaded", "account_unloaded", "store_error"]);
 /** How many history rows the Phone screen shows. */
 const HISTORY_ROWS = 50;
+/** How long the core waits for an answer to a transfer request before it declines it. */
+const REFER_WAIT_MS = 30_000;
+/** How long the note that a call was transferred stays (unless closed, or a new call comes). */
+const TRANSFER_NOTE_MS = 30_000;
 
 export class App {
   private page: Page = "phone";
@@ -41,6 +50,8 @@ export class App {
   private confirmDeleteId: number | null = null;
   private listError: ApiError | null = null;
   private langError: ApiError | null = null;
+  private callSettings: CallSettings | null = null;
+  private callSettingsError: ApiError | null = null;
   private form: AccountForm | null = null;
   private refreshQueued = false;
   private callsQueued = false;
@@ -66,6 +77,13 @@ export class App {
   private dialing = false;
   private callError: ApiError | null = null;
   private dndError: ApiError | null = null;
+  /** The latest `transfer` event of each live call. */
+  private transfers = new Map<string, TransferEvent>();
+  /** The call just transferred away, for the note above the call card. */
+  private transferDone: TransferDone | null = null;
+  private transferDoneTimer: ReturnType<typeof setTimeout> | null = null;
+  /** The far end's requests that we call someone else, by call, until answered or expired. */
+  private referRequests = new Map<string, ReferPrompt>();
   /** What the incoming-call popup shows, so it is rebuilt only when that changes. */
   private popupKey = "";
   private readonly header = h("div", { id: "header-root" });
@@ -79,7 +97,15 @@ export class App {
   constructor(private readonly backend: Backend, root: HTMLElement) {
     root.replaceChildren(this.header, this.notice, this.view, this.modal, this.callRoot);
     this.audio = new AudioCard({ choose: (s) => void this.chooseAudio(s), testTone: () => void this.testTone() });
-    this.phone = new PhoneView({ ...this.callActions, dial: (target, accountId) => void this.dial(target, accountId) });
+    this.phone = new PhoneView({
+      ...this.callActions,
+      dial: (target, accountId) => void this.dial(target, accountId),
+      transfer: (callId, target) => this.transfer(callId, target),
+      closeTransferDone: () => {
+        this.setTransferDone(null);
+        this.render();
+      },
+    });
     // The call timer: its element carries the answer time; only its text changes.
     setInterval(() => {
       for (const el of document.querySelectorAll<HTMLElement>("[data-since]")) el.textContent = elapsed(Number(el.dataset.since));
@@ -117,6 +143,21 @@ export class App {
           this.render();
         }
         if (e.event === "mic_level") this.audio.showMicLevel(e.dbfs);
+        if (e.event === "transfer") {
+          this.transfers.set(e.call_id, e);
+          this.render();
+        }
+        if (e.event === "transfer_request") {
+          this.referRequests.set(e.call_id, { request: e, remote: "", busy: false, error: null });
+          // The core declines by itself after 30 s; the prompt goes then too.
+          setTimeout(() => {
+            if (this.referRequests.get(e.call_id)?.request === e) {
+              this.referRequests.delete(e.call_id);
+              this.render();
+            }
+          }, REFER_WAIT_MS);
+          this.render();
+        }
       });
     } catch (e) {
       console.error("no live updates from the core", e);
@@ -179,7 +220,15 @@ export class App {
       const gone = (id: string) => !calls.value.some((c) => c.call_id === id);
       // A command error belongs to its call; it goes with it.
       if (this.calls.every((c) => gone(c.call_id))) this.callError = null;
+      // A call that went away after a completed transfer leaves a note of where it went.
+      for (const c of this.calls) {
+        const last = this.transfers.get(c.call_id);
+        if (gone(c.call_id) && last?.status === "done") this.setTransferDone({ remote: c.remote, target: last.target });
+      }
+      if (calls.value.some((c) => !this.calls.some((o) => o.call_id === c.call_id))) this.setTransferDone(null);
       this.calls = calls.value;
+      for (const id of [...this.transfers.keys()]) if (gone(id)) this.transfers.delete(id);
+      for (const id of [...this.referRequests.keys()]) if (gone(id)) this.referRequests.delete(id);
       for (const id of [...this.levels.keys()]) if (gone(id)) this.levels.delete(id);
       for (const id of [...this.stats.keys()]) if (gone(id)) this.stats.delete(id);
       for (const id of [...this.muted]) if (gone(id)) this.muted.delete(id);
@@ -215,6 +264,8 @@ export class App {
         callError: this.callError,
         dndError: this.dndError,
         history: { records: this.history, live: new Set(this.calls.map((c) => c.call_id)), error: this.historyError },
+        transfers: this.transfers,
+        transferDone: this.transferDone,
       });
       if (this.view.firstChild !== this.phone.el) this.view.replaceChildren(this.phone.el);
     } else {
@@ -229,6 +280,7 @@ export class App {
             locale: this.settings?.locale ?? "system",
             langError: this.langError,
             audio: this.audio.el,
+            calls: { settings: this.callSettings, error: this.callSettingsError },
           },
           this.actions,
         ),
@@ -237,13 +289,73 @@ export class App {
     const notice = this.deviceNotice;
     this.notice.replaceChildren(notice ? renderDeviceNotice(notice, this.audioDevices, () => this.closeNotice()) : "");
     this.audio.update({ devices: this.audioDevices, settings: this.audioSettings, error: this.audioError, testing: this.testing });
+    this.renderPopups();
+  }
+
+  /**
+   * The incoming-call popup (over the screen, or in the corner for a call waiting over another)
+   * and the transfer requests, in the corner too; rebuilt only when what they show changed.
+   */
+  private renderPopups(): void {
     const ringing = this.calls.find(isRinging) ?? null;
+    const current = mainCall(this.calls);
     const line = ringing ? lineName(this.status, ringing.account_id) : "";
-    const key = JSON.stringify([currentLang(), ringing, line, this.callError?.code]);
-    if (key !== this.popupKey) {
-      this.popupKey = key;
-      this.callRoot.replaceChildren(ringing ? renderIncoming(ringing, line, this.callError, this.callActions) : "");
+    const prompts = [...this.referRequests.values()].map((p) => ({
+      ...p,
+      remote: this.calls.find((c) => c.call_id === p.request.call_id)?.remote ?? "",
+    }));
+    const key = JSON.stringify([currentLang(), ringing, current, line, this.callError?.code, prompts]);
+    if (key === this.popupKey) return;
+    this.popupKey = key;
+    const popup = ringing ? renderIncoming(ringing, line, this.callError, this.callActions, current) : null;
+    const corner = [
+      ...prompts.map((p) => renderReferPrompt(p, (id, accept) => void this.referAnswer(id, accept))),
+      current ? popup : null,
+    ].filter((el): el is HTMLElement => el !== null);
+    this.callRoot.replaceChildren(
+      ...(popup && !current ? [popup] : []),
+      ...(corner.length ? [h("div", { id: "corner", class: "corner" }, corner)] : []),
+    );
+  }
+
+  /** Sets (or, with null, clears) the note that a call was transferred; it goes by itself too. */
+  private setTransferDone(done: TransferDone | null): void {
+    if (this.transferDoneTimer !== null) clearTimeout(this.transferDoneTimer);
+    this.transferDoneTimer = null;
+    this.transferDone = done;
+    if (done) {
+      this.transferDoneTimer = setTimeout(() => {
+        this.setTransferDone(null);
+        this.render();
+      }, TRANSFER_NOTE_MS);
     }
+  }
+
+  /** Asks the core to transfer a call; resolves to its refusal, or null once the REFER is sent. */
+  private async transfer(callId: string, target: string): Promise<ApiError | null> {
+    try {
+      await this.backend.callTransfer(callId, target);
+      return null;
+    } catch (e) {
+      return toApiError(e);
+    }
+  }
+
+  /** Accepts or declines a transfer request; the prompt goes once the core took the answer. */
+  private async referAnswer(callId: string, accept: boolean): Promise<void> {
+    const prompt = this.referRequests.get(callId);
+    if (!prompt || prompt.busy) return;
+    this.referRequests.set(callId, { ...prompt, busy: true, error: null });
+    this.render();
+    try {
+      await this.backend.callReferAnswer(callId, accept);
+      this.referRequests.delete(callId);
+    } catch (e) {
+      const error = toApiError(e);
+      if (error.code === "not_found") this.referRequests.delete(callId);
+      else this.referRequests.set(callId, { ...prompt, busy: false, error });
+    }
+    this.render();
   }
 
   private go(page: Page): void {
@@ -253,6 +365,7 @@ export class App {
     // The microphone meter runs while the audio settings are on screen.
     if (page === "settings" && was !== "settings") {
       void this.loadAudio();
+      void this.loadCallSettings();
       void this.backend.micMeter(true).catch((e) => console.error("no microphone meter", e));
     } else if (page !== "settings" && was === "settings") {
       void this.backend.micMeter(false).catch(() => {});
@@ -263,6 +376,26 @@ export class App {
   private closeNotice(): void {
     this.deviceNotice = null;
     this.render();
+  }
+
+  private async loadCallSettings(): Promise<void> {
+    try {
+      this.callSettings = await this.backend.callSettingsGet();
+    } catch (e) {
+      this.callSettingsError = toApiError(e);
+    }
+    this.render();
+  }
+
+  /** Saves the transfer consent policy; the select then shows what the core holds. */
+  private async setReferPolicy(policy: ReferPolicy): Promise<void> {
+    this.callSettingsError = null;
+    try {
+      await this.backend.callSettingsSetReferPolicy(policy);
+    } catch (e) {
+      this.callSettingsError = toApiError(e);
+    }
+    await this.loadCallSettings();
   }
 
   private async loadAudio(): Promise<void> {
@@ -348,6 +481,7 @@ export class App {
     hold: (id) => void this.callCommand(() => this.backend.callHold(id)),
     resume: (id) => void this.callCommand(() => this.backend.callResume(id)),
     dtmf: (id, digits) => void this.callCommand(() => this.backend.callDtmf(id, digits)),
+    swap: () => void this.callCommand(() => this.backend.callsSwap()),
   };
 
   /** Runs a list action; its error shows above the list, success reloads the list. */
@@ -415,5 +549,6 @@ export class App {
     setActive: (id, active) => void this.act(() => this.backend.accountSetActive(id, active)),
     makeDefault: (id) => void this.act(() => this.backend.accountSetDefault(id)),
     setLocale: (locale) => void this.setLocale(locale),
+    setReferPolicy: (policy) => void this.setReferPolicy(policy),
   };
 }

@@ -2,7 +2,20 @@
 import { invoke, type InvokeArgs } from "@tauri-apps/api/core";
 import { listen } from "@tauri-apps/api/event";
 import { toApiError, type Backend } from "./backend";
-import type { AccountDraft, AccountView, AudioDevices, AudioSettings, CallRecord, CallView, DeskEvent, DeskStatus, Locale, UiSettings } from "./types";
+import type {
+  AccountDraft,
+  AccountView,
+  AudioDevices,
+  AudioSettings,
+  CallRecord,
+  CallSettings,
+  CallView,
+  DeskEvent,
+  DeskStatus,
+  Locale,
+  ReferPolicy,
+  UiSettings,
+} from "./types";
 
 export const EVENT_CHANNEL = "sipdesk://event";
 
@@ -24,6 +37,8 @@ export class TauriBackend implements Backend {
   accountSetDefault = (id: number) => call<void>("account_set_default", { id });
   uiSettingsGet = () => call<UiSettings>("ui_settings_get");
   uiSettingsSetLocale = (locale: Locale) => call<void>("ui_settings_set_locale", { locale });
+  callSettingsGet = () => call<CallSettings>("call_settings_get");
+  callSettingsSetReferPolicy = (policy: ReferPolicy) => call<void>("call_settings_set_refer_policy", { policy });
   // The call commands take snake_case argument names, like the core.
   callDial = (target: string, accountId: number | null) => call<string>("call_dial", { target, account_id: accountId });
   callAnswer = (callId: string) => call<void>("call_answer", { call_id: callId });
@@ -37,6 +52,9 @@ export class TauriBackend implements Backend {
   callHold = (callId: string) => call<void>("call_hold", { call_id: callId });
   callResume = (callId: string) => call<void>("call_resume", { call_id: callId });
   callDtmf = (callId: string, digits: string) => call<void>("call_dtmf", { call_id: callId, digits });
+  callTransfer = (callId: string, target: string) => call<void>("call_transfer", { call_id: callId, target });
+  callsSwap = () => call<void>("calls_swap");
+  callReferAnswer = (callId: string, accept: boolean) => call<void>("call_refer_answer", { call_id: callId, accept });
   audioDevices = () => call<AudioDevices>("audio_devices");
   audioSettingsGet = () => call<AudioSettings>("audio_settings_get");
   audioSettingsSet = (settings: AudioSettings) => call<void>("audio_settings_set", { settings });

@@ -1,5 +1,19 @@
 // The UI talks to the core only through this interface, so screens can run on any backend (Tauri or a test double).
-import type { AccountDraft, AccountView, ApiError, AudioDevices, AudioSettings, CallRecord, CallView, DeskEvent, DeskStatus, Locale, UiSettings } from "./types";
+import type {
+  AccountDraft,
+  AccountView,
+  ApiError,
+  AudioDevices,
+  AudioSettings,
+  CallRecord,
+  CallSettings,
+  CallView,
+  DeskEvent,
+  DeskStatus,
+  Locale,
+  ReferPolicy,
+  UiSettings,
+} from "./types";
 
 export interface Backend {
   deskStatus(): Promise<DeskStatus>;
@@ -11,6 +25,9 @@ export interface Backend {
   accountSetDefault(id: number): Promise<void>;
   uiSettingsGet(): Promise<UiSettings>;
   uiSettingsSetLocale(locale: Locale): Promise<void>;
+  callSettingsGet(): Promise<CallSettings>;
+  /** Saves what a transfer request from the far end gets (SIPDESK_REFER, when set, still wins). */
+  callSettingsSetReferPolicy(policy: ReferPolicy): Promise<void>;
   /** Places a call to a number, extension or SIP URI; resolves to its call id. `accountId` null: the default account. */
   callDial(target: string, accountId: number | null): Promise<string>;
   callAnswer(callId: string): Promise<void>;
@@ -28,6 +45,12 @@ export interface Backend {
   callResume(callId: string): Promise<void>;
   /** Sends DTMF digits (`0-9 * # A-D`) to a connected call; a `dtmf` event follows for each. */
   callDtmf(callId: string, digits: string): Promise<void>;
+  /** Blind-transfers a connected call to a number, extension or SIP URI; `transfer` events follow. */
+  callTransfer(callId: string, target: string): Promise<void>;
+  /** Holds the active call and resumes the held one (`invalid_state` without exactly that pair). */
+  callsSwap(): Promise<void>;
+  /** Accepts (true) or declines the far end's request to call someone else (a `transfer_request`). */
+  callReferAnswer(callId: string, accept: boolean): Promise<void>;
   audioDevices(): Promise<AudioDevices>;
   audioSettingsGet(): Promise<AudioSettings>;
   /** Saves the device choice; an id the system does not list now is refused (`unknown_device`). */

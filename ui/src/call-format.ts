@@ -1,5 +1,5 @@
 // How call data is put into words and numbers on screen: the other party, clock times, durations.
-import { currentLang } from "./i18n";
+import { currentLang, t } from "./i18n";
 
 export interface Party {
   /** The display name, "" when the other side sent none. */
@@ -15,6 +15,12 @@ export function parseRemote(remote: string): Party {
   if (open < 0 || close < open) return { name: "", uri: remote.trim() };
   const name = remote.slice(0, open).trim().replace(/^"(.*)"$/, "$1").replace(/\\(.)/g, "$1");
   return { name, uri: remote.slice(open + 1, close) };
+}
+
+/** The other party in one line: the display name, else the URI. */
+export function partyText(remote: string): string {
+  const p = parseRemote(remote);
+  return p.name || p.uri || t("incoming.unknown_caller");
 }
 
 /** `m:ss`, or `h:mm:ss` from an hour on. */

@@ -1,11 +1,13 @@
 // The live call on screen: the in-call panel (or the idle card when there is none) and the
-// incoming-call popup. Both only show what `calls_list` says; the buttons send commands.
-import { elapsed, parseRemote, type Party } from "./call-format";
+// incoming-call popup (a call waiting over another call in a corner, not over the screen). Both
+// only show what `calls_list` says; the buttons send commands.
+import { elapsed, parseRemote, partyText, type Party } from "./call-format";
 import { h } from "./dom";
 import { t, tCode } from "./i18n";
 import { dtmfKey, flashKey, renderCallKeypad, renderDtmf, type DtmfDigits } from "./keypad";
 import { renderLevels } from "./levels";
 import { renderQuality } from "./quality";
+import { renderTransferPanel, renderTransferStatus, transferButton, type TransferUi } from "./transfer";
 import type { ApiError, CallLevelEvent, CallStatsEvent, CallView } from "./types";
 
 /** A call waiting for the agent to answer or reject it. */
@@ -21,6 +23,8 @@ export interface CallActions {
   hold(callId: string): void;
   resume(callId: string): void;
   dtmf(callId: string, digits: string): void;
+  /** Holds the active call and resumes the held one. */
+  swap(): void;
 }
 
 /** A call with a dialog and media: hold, resume, mute and the keypad apply to it. */
@@ -53,7 +57,7 @@ export interface CardUi {
  * The in-call panel for `call`. The timer element carries its start, and a ticker refreshes its text
  * (it keeps running on hold); the level meter, the quality line and the DTMF digits start at what
  * `media` holds and are updated in place. Digits typed on the keyboard while the focus is in the
- * card are sent to the call.
+ * card are sent to the call (not those typed into the transfer box).
  */
 export function renderInCall(
   call: CallView,
@@ -62,6 +66,7 @@ export function renderInCall(
   error: ApiError | null,
   act: CallActions,
   ui: CardUi,
+  transfer: TransferUi,
 ): HTMLElement {
   const party = parseRemote(call.remote);
   const since = call.active_since_ms;
@@ -91,6 +96,7 @@ export function renderInCall(
       ),
     ),
     holdNote(call),
+    renderTransferStatus(transfer.last),
     h(
       "div",
       { class: "in-call-body" },
@@ -118,6 +124,7 @@ export function renderInCall(
         connected ? muteButton(call.call_id, media.muted, act) : null,
         connected ? holdButton(call, act) : null,
         connected ? keypadButton(ui) : null,
+        connected ? transferButton(transfer) : null,
       ),
       h(
         "button",
@@ -126,10 +133,11 @@ export function renderInCall(
         t("call.hangup"),
       ),
     ),
+    connected && transfer.open ? renderTransferPanel(transfer) : null,
     error ? h("div", { id: "call-error", class: "banner banner-error", role: "alert" }, tCode("call.error", error.code)) : null,
   );
   card.addEventListener("keydown", (ev) => {
-    if (!connected) return;
+    if (!connected || ev.target instanceof HTMLInputElement) return;
     const digit = dtmfKey(ev);
     if (digit === null) return;
     ev.preventDefault();
@@ -229,36 +237,53 @@ export function renderIdle(line: string | null, dnd: boolean): HTMLElement {
   );
 }
 
-/** The popup for a ringing call, above everything else. */
-export function renderIncoming(call: CallView, line: string, error: ApiError | null, act: CallActions): HTMLElement {
+/**
+ * The popup for a ringing call: above everything else, or, for a call waiting while `current` is
+ * on the card, in a corner that leaves the card usable, saying that answering holds that call.
+ */
+export function renderIncoming(
+  call: CallView,
+  line: string,
+  error: ApiError | null,
+  act: CallActions,
+  current: CallView | null = null,
+): HTMLElement {
   const party = parseRemote(call.remote);
-  return h(
-    "div",
-    { class: "overlay incoming-overlay" },
+  const waiting = current !== null;
+  const popup = h(
+    "section",
+    {
+      id: "incoming-popup",
+      class: `incoming${waiting ? " incoming-waiting" : ""}`,
+      role: "alertdialog",
+      "aria-labelledby": "incoming-title",
+      "data-call-id": call.call_id,
+      "data-waiting": waiting ? "true" : "false",
+    },
+    h("div", { class: "incoming-ring", "aria-hidden": "true" }, h("span", { class: "icon icon-phone" })),
+    h("div", { id: "incoming-title", class: "incoming-title" }, t(waiting ? "incoming.waiting_title" : "incoming.title")),
+    ...partyLines(party, "incoming-name", "incoming-uri"),
+    h("div", { id: "incoming-line", class: "incoming-line muted" }, t("incoming.to", { account: line })),
+    current?.state === "active"
+      ? h("div", { id: "incoming-waiting-hint", class: "incoming-hint" }, t("incoming.waiting_hint", { party: partyText(current.remote) }))
+      : null,
+    error ? h("div", { id: "incoming-error", class: "banner banner-error", role: "alert" }, tCode("call.error", error.code)) : null,
     h(
-      "section",
-      { id: "incoming-popup", class: "incoming", role: "alertdialog", "aria-labelledby": "incoming-title", "data-call-id": call.call_id },
-      h("div", { class: "incoming-ring", "aria-hidden": "true" }, h("span", { class: "icon icon-phone" })),
-      h("div", { id: "incoming-title", class: "incoming-title" }, t("incoming.title")),
-      ...partyLines(party, "incoming-name", "incoming-uri"),
-      h("div", { id: "incoming-line", class: "incoming-line muted" }, t("incoming.to", { account: line })),
-      error ? h("div", { id: "incoming-error", class: "banner banner-error", role: "alert" }, tCode("call.error", error.code)) : null,
+      "div",
+      { class: "incoming-actions" },
       h(
-        "div",
-        { class: "incoming-actions" },
-        h(
-          "button",
-          { id: "incoming-reject", class: "btn btn-hangup", type: "button", onclick: () => act.reject(call.call_id) },
-          h("span", { class: "icon icon-hangup", "aria-hidden": "true" }),
-          t("incoming.reject"),
-        ),
-        h(
-          "button",
-          { id: "incoming-answer", class: "btn btn-call", type: "button", onclick: () => act.answer(call.call_id) },
-          h("span", { class: "icon icon-phone", "aria-hidden": "true" }),
-          t("incoming.answer"),
-        ),
+        "button",
+        { id: "incoming-reject", class: "btn btn-hangup", type: "button", onclick: () => act.reject(call.call_id) },
+        h("span", { class: "icon icon-hangup", "aria-hidden": "true" }),
+        t("incoming.reject"),
+      ),
+      h(
+        "button",
+        { id: "incoming-answer", class: "btn btn-call", type: "button", onclick: () => act.answer(call.call_id) },
+        h("span", { class: "icon icon-phone", "aria-hidden": "true" }),
+        t("incoming.answer"),
       ),
     ),
   );
+  return waiting ? popup : h("div", { class: "overlay incoming-overlay" }, popup);
 }

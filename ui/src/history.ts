@@ -42,19 +42,21 @@ export function renderHistory(s: HistoryState, callBack: (r: CallRecord) => void
   );
 }
 
-/** The row's icon: outgoing, incoming, or incoming and never answered. */
-function kind(r: CallRecord): [string, string] {
+/** The row's icon: outgoing, incoming, or incoming and never answered (not while it still rings). */
+function kind(r: CallRecord, live: boolean): [string, string] {
   if (r.direction === "out") return ["out", "history.outgoing"];
-  return r.answered_at ? ["in", "history.incoming"] : ["missed", "history.missed"];
+  return r.answered_at || live ? ["in", "history.incoming"] : ["missed", "history.missed"];
 }
 
 function result(r: CallRecord, live: boolean): [string, string] {
+  // A caller turned away because two calls were up: busy here, not the far end.
+  if (r.end_reason === "busy" && r.direction === "in") return ["fail", t("history.busy_in")];
   if (r.end_reason !== null) return [r.answered_at ? "ok" : "fail", tCode("call.reason", r.end_reason)];
   return live ? ["live", t("history.live")] : ["fail", t("history.interrupted")];
 }
 
 function row(r: CallRecord, live: boolean, callBack: (r: CallRecord) => void): HTMLElement {
-  const [icon, iconLabel] = kind(r);
+  const [icon, iconLabel] = kind(r, live);
   const [resultClass, resultText] = result(r, live);
   return h(
     "div",

@@ -1,13 +1,16 @@
-// The Phone screen: the dialer on the left; the current call (or the idle card) and the call
-// history on the right. The dialer is kept across renders; the rest is rebuilt from state.
-import { isConnected, isRinging, renderIdle, renderInCall, type CallActions } from "./calls";
+// The Phone screen: the dialer on the left; the current call (or the idle card), the other calls
+// (waiting or on hold) and the call history on the right. The dialer is kept across renders; the
+// rest is rebuilt from state.
+import { isConnected, renderIdle, renderInCall, type CallActions } from "./calls";
 import { Dialer } from "./dialer";
 import { h } from "./dom";
 import { currentLang, tCode } from "./i18n";
 import { renderHistory, type HistoryState } from "./history";
 import type { DtmfDigits } from "./keypad";
+import { mainCall, renderOtherCalls } from "./other-calls";
 import { accountName } from "./status";
-import type { AccountView, ApiError, CallLevelEvent, CallRecord, CallStatsEvent, CallView, DeskStatus } from "./types";
+import { renderTransferDone, type TransferDone } from "./transfer";
+import type { AccountView, ApiError, CallLevelEvent, CallRecord, CallStatsEvent, CallView, DeskStatus, TransferEvent } from "./types";
 
 export interface PhoneState {
   status: DeskStatus | null;
@@ -27,15 +30,22 @@ export interface PhoneState {
   /** Do-not-disturb could not be switched. */
   dndError: ApiError | null;
   history: HistoryState;
+  /** The latest `transfer` event of each live call. */
+  transfers: Map<string, TransferEvent>;
+  /** The call just transferred away, until the note is closed. */
+  transferDone: TransferDone | null;
 }
 
 export interface PhoneActions extends CallActions {
   dial(target: string, accountId: number | null): void;
+  /** Blind-transfers a call; resolves to the core's refusal, or null once the REFER is on its way. */
+  transfer(callId: string, target: string): Promise<ApiError | null>;
+  closeTransferDone(): void;
 }
 
-/** The call the in-call panel shows: the first one that is not waiting to be answered. */
+/** The call the in-call panel shows (see `mainCall`). */
 export function currentCall(calls: CallView[]): CallView | null {
-  return calls.find((c) => !isRinging(c)) ?? null;
+  return mainCall(calls);
 }
 
 /** How a call's account is named on screen. */
@@ -49,9 +59,16 @@ export class PhoneView {
   private readonly dialer: Dialer;
   private readonly notice = h("div", {});
   private readonly callSlot = h("div", { class: "call-slot" });
+  private readonly otherSlot = h("div", { class: "other-slot" });
+  private readonly doneSlot = h("div", { class: "transfer-done-slot" });
   private readonly historySlot = h("div", { class: "history-slot" });
   /** Whether the call card's keypad is open; it closes when no call is left. */
   private keypadOpen = false;
+  /** The call card's transfer box: for which call it is open, what is typed, and the last refusal. */
+  private transferFor: string | null = null;
+  private transferTarget = "";
+  private transferBusy = false;
+  private transferError: ApiError | null = null;
   private last: PhoneState | null = null;
 
   constructor(private readonly act: PhoneActions) {
@@ -60,7 +77,7 @@ export class PhoneView {
       "main",
       { id: "phone", class: "page phone" },
       this.notice,
-      h("div", { class: "phone-grid" }, h("div", { class: "phone-left" }, this.dialer.el), h("div", { class: "phone-right" }, this.callSlot, this.historySlot)),
+      h("div", { class: "phone-grid" }, h("div", { class: "phone-left" }, this.dialer.el), h("div", { class: "phone-right" }, this.doneSlot, this.callSlot, this.otherSlot, this.historySlot)),
     );
   }
 
@@ -77,7 +94,12 @@ export class PhoneView {
     const muted = call ? s.muted.has(call.call_id) : false;
     if (!call) this.keypadOpen = false;
     const keypad = this.keypadOpen && call !== null && isConnected(call);
-    swap(this.callSlot, [currentLang(), call, line, s.callError?.code, s.dnd, muted, keypad], () =>
+    // The transfer box belongs to one call: it closes when another call takes the card.
+    if (this.transferFor !== null && this.transferFor !== call?.call_id) this.closeTransfer();
+    const transferOpen = call !== null && this.transferFor === call.call_id && isConnected(call);
+    const lastTransfer = call ? (s.transfers.get(call.call_id) ?? null) : null;
+    const transferKey = [transferOpen, this.transferBusy, this.transferError?.code, lastTransfer?.status, lastTransfer?.code, lastTransfer?.target];
+    swap(this.callSlot, [currentLang(), call, line, s.callError?.code, s.dnd, muted, keypad, transferKey], () =>
       call
         ? renderInCall(
             call,
@@ -91,12 +113,63 @@ export class PhoneView {
             s.callError,
             this.act,
             { keypadOpen: keypad, toggleKeypad: () => this.toggleKeypad() },
+            {
+              open: transferOpen,
+              target: this.transferTarget,
+              busy: this.transferBusy,
+              error: this.transferError,
+              last: lastTransfer,
+              toggle: () => this.toggleTransfer(call.call_id),
+              typed: (v) => (this.transferTarget = v),
+              submit: (target) => void this.transfer(call.call_id, target),
+            },
           )
         : renderIdle(line, s.dnd),
+    );
+    swap(this.otherSlot, [currentLang(), s.calls, call?.call_id], () => renderOtherCalls(s.calls, call, this.act) ?? h("div", {}));
+    swap(this.doneSlot, [currentLang(), s.transferDone], () =>
+      s.transferDone ? renderTransferDone(s.transferDone, () => this.act.closeTransferDone()) : h("div", {}),
     );
     swap(this.historySlot, [currentLang(), s.history.records, [...s.history.live], s.history.error?.code], () =>
       renderHistory(s.history, (r: CallRecord) => this.dialer.dial(r.remote)),
     );
+  }
+
+  /** Opens or closes the transfer box of the call on the card, with the focus in its input. */
+  private toggleTransfer(callId: string): void {
+    if (this.transferFor === callId) this.closeTransfer();
+    else {
+      this.closeTransfer();
+      this.transferFor = callId;
+    }
+    if (this.last) this.update(this.last);
+    const input = this.callSlot.querySelector<HTMLInputElement>("#transfer-target");
+    if (input) input.focus();
+    else this.callSlot.querySelector<HTMLElement>("#in-call")?.focus();
+  }
+
+  private closeTransfer(): void {
+    this.transferFor = null;
+    this.transferTarget = "";
+    this.transferBusy = false;
+    this.transferError = null;
+  }
+
+  /** Sends the transfer; the box closes once the core took it (progress then shows on the card). */
+  private async transfer(callId: string, target: string): Promise<void> {
+    this.transferTarget = target;
+    this.transferBusy = true;
+    this.transferError = null;
+    if (this.last) this.update(this.last);
+    const error = await this.act.transfer(callId, target);
+    if (this.transferFor !== callId) return;
+    if (error) {
+      this.transferBusy = false;
+      this.transferError = error;
+    } else {
+      this.closeTransfer();
+    }
+    if (this.last) this.update(this.last);
   }
 
   /** Opens or closes the call card's keypad; the focus stays in the card, so typed digits reach the call. */

@@ -1,5 +1,6 @@
-// The Settings screen: store-error banner, the account list, the audio devices and the language choice.
+// The Settings screen: store-error banner, the account list, the audio devices, the call settings and the language choice.
 import { renderAccounts, type ListActions, type ListState } from "./accounts";
+import { renderCallSettings, type CallSettingsActions, type CallSettingsState } from "./call-settings";
 import { h } from "./dom";
 import { t, tCode } from "./i18n";
 import type { ApiError, DeskStatus, Locale, StoreError } from "./types";
@@ -16,9 +17,10 @@ export interface SettingsState extends ListState {
   langError: ApiError | null;
   /** The audio card (kept across renders by the app). */
   audio: HTMLElement;
+  calls: CallSettingsState;
 }
 
-export interface SettingsActions extends ListActions {
+export interface SettingsActions extends ListActions, CallSettingsActions {
   setLocale(locale: Locale): void;
 }
 
@@ -32,6 +34,7 @@ export function renderSettings(s: SettingsState, act: SettingsActions): HTMLElem
     s.status?.instance_error ? instanceBanner(s.status.instance_error) : null,
     renderAccounts(s, act),
     s.audio,
+    renderCallSettings(s.calls, act),
     languageCard(s, act),
   );
 }

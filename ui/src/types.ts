@@ -1,6 +1,10 @@
 // Mirrors the JSON shapes of the core's DTOs (crates/core: desk and store). Keep in step with docs/EVENTS.md.
 
 export type Protocol = "UDP" | "TCP";
+/** How an account's calls send DTMF: RTP telephone-events (SIP INFO when not negotiated), or always SIP INFO. */
+export type DtmfMode = "rfc4733" | "info";
+/** What a transfer request from the far end gets: asked about, followed at once, or declined. */
+export type ReferPolicy = "ask" | "auto" | "refuse";
 export type RegState = "unregistered" | "registering" | "registered" | "failed";
 /** A stored language choice; "system" follows the operating system. */
 export type Locale = "system" | "en" | "zh-CN";
@@ -31,6 +35,7 @@ export interface AccountView {
   outbound_proxy: string;
   /** Codec preference order, e.g. "opus,pcmu"; null: the default order. */
   codecs: string | null;
+  dtmf_mode: DtmfMode;
   created_at: string;
   updated_at: string;
   source: "db" | "env";
@@ -51,6 +56,7 @@ export interface AccountDraft {
   outbound_proxy: string;
   /** Codec order as typed ("pcma,pcmu"); empty or "default" for the default order. */
   codecs: string;
+  dtmf_mode: DtmfMode;
   is_active: boolean;
 }
 
@@ -85,6 +91,14 @@ export interface DeskStatus {
 export interface UiSettings {
   locale: Locale;
   system_locale: UiLang;
+}
+
+/** The desk's call settings. */
+export interface CallSettings {
+  /** The transfer consent policy in force. */
+  refer_policy: ReferPolicy;
+  /** True when SIPDESK_REFER decides the policy, whatever is saved. */
+  refer_policy_from_env: boolean;
 }
 
 export interface AccountLoadedEvent {
@@ -266,6 +280,27 @@ export interface CallStatsEvent {
   remote_jitter_ms: number | null;
 }
 
+/** Progress of a blind transfer we asked for; `done` ends our call (`transferred`), `failed` leaves it as it was. */
+export interface TransferEvent {
+  event: "transfer";
+  ts_ms: number;
+  call_id: string;
+  status: "trying" | "ringing" | "done" | "failed";
+  /** The SIP status behind the step. */
+  code: number | null;
+  /** Where the far end was sent (a SIP URI). */
+  target: string;
+}
+
+/** The far end asks us to call someone else (an incoming REFER); answered within 30 s, else declined. */
+export interface TransferRequestEvent {
+  event: "transfer_request";
+  ts_ms: number;
+  call_id: string;
+  /** Whom to call (a SIP URI). */
+  target: string;
+}
+
 /** Core events; the core may add kinds the UI does not know yet, so always check `event`. */
 export type DeskEvent =
   | AccountLoadedEvent
@@ -280,4 +315,6 @@ export type DeskEvent =
   | MicLevelEvent
   | MuteEvent
   | DtmfEvent
-  | CallStatsEvent;
+  | CallStatsEvent
+  | TransferEvent
+  | TransferRequestEvent;

@@ -106,6 +106,8 @@ pub enum CallCommand {
     Transfer(String),
     /// Accept (true) or decline a transfer the far end asked for.
     ReferAnswer(bool),
+    /// Another call took this one's place (an INVITE with Replaces): end it.
+    Replaced,
 }
 
 /// A live call's handles, kept by the desk.
@@ -114,6 +116,17 @@ pub(super) struct CallEntry {
     pub(super) commands: mpsc::UnboundedSender<CallCommand>,
     /// The last state published, for front ends that (re)start.
     pub(super) view: Option<CallView>,
+    /// Once confirmed: our tag, the peer's tag and the peer's URI (attended transfer and
+    /// Replaces need them).
+    pub(super) dialog: Option<DialogTags>,
+}
+
+/// What identifies a confirmed call's dialog from outside it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct DialogTags {
+    pub(super) local_tag: String,
+    pub(super) remote_tag: String,
+    pub(super) remote_uri: String,
 }
 
 /// A live call as front ends list it (the last `call` event's fields).
@@ -241,7 +254,7 @@ impl Desk {
         let (req_tx, requests) = mpsc::unbounded_channel();
         let (cmd_tx, commands) = mpsc::unbounded_channel();
         lock(&self.inner.calls.live)
-            .insert(call_id.clone(), CallEntry { requests: req_tx, commands: cmd_tx, view: None });
+            .insert(call_id.clone(), CallEntry { requests: req_tx, commands: cmd_tx, view: None, dialog: None });
         let desk = self.clone();
         let contact = request::contact_uri(&account, ep.flow().local(), ep.flow().proto());
         let ours = req.uri.user().is_some_and(|u| u == account.username);
@@ -377,8 +390,21 @@ impl Desk {
                 return "bad_request";
             }
         };
+        // An INVITE with Replaces takes over one of our calls: answered at once, or 481 when it
+        // names no call of ours (RFC 3891 §3).
+        let replaces = message::header_value(&inv.invite, "Replaces", None);
+        let replaced = replaces.as_deref().and_then(|r| self.replaced_call(r));
+        if replaces.is_some() && replaced.is_none() {
+            inv.reject(481, "Call/Transaction Does Not Exist", &[], &mut requests).await;
+            ev("ended", None, Some("not_found"));
+            return "not_found";
+        }
         ev("incoming", codec, None);
-        let auto = answer_after(&inv.invite).or(self.inner.auto_answer.then_some(std::time::Duration::ZERO));
+        let auto = if replaced.is_some() {
+            Some(std::time::Duration::ZERO)
+        } else {
+            answer_after(&inv.invite).or(self.inner.auto_answer.then_some(std::time::Duration::ZERO))
+        };
         if auto != Some(std::time::Duration::ZERO) {
             inv.provisional(180, "Ringing", None).await;
             ev("ringing", codec, None);
@@ -454,7 +480,12 @@ impl Desk {
                 return "media_error";
             }
         };
+        self.register_dialog(call_id, &dialog);
         ev("active", codec, None);
+        if let Some(old) = &replaced {
+            tracing::info!(call_id, replaced = %old, "this call replaces another");
+            self.inner.calls.command(old, CallCommand::Replaced);
+        }
         let levels = self.report_levels(call_id, &media, negotiated.codec.name());
         let offers = Renegotiation { sdp: &mut sdp, local, contact: inv.contact().to_string() };
         let mut call = InCall::new(

@@ -89,12 +89,18 @@ pub fn handle_line(desk: &Desk, line: &str) -> Value {
             ack(id, json!({ "digits": digits.to_ascii_uppercase() }))
         }
         "transfer" => {
-            let (Some(call_id), Some(target)) =
-                (obj.get("call_id").and_then(Value::as_str), obj.get("target").and_then(Value::as_str))
-            else {
-                return error(id, "invalid_argument", "missing \"call_id\" or \"target\"");
+            let (call_id, target) =
+                (obj.get("call_id").and_then(Value::as_str), obj.get("target").and_then(Value::as_str));
+            let Some(call_id) = call_id else { return error(id, "invalid_argument", "missing \"call_id\"") };
+            if target.is_none() && obj.get("consult_call_id").is_none() {
+                return error(id, "invalid_argument", "give \"target\" (blind) or \"consult_call_id\" (attended)");
+            }
+            let consult = obj.get("consult_call_id").and_then(Value::as_str);
+            let result = match consult {
+                Some(consult) => desk.transfer_attended(call_id, consult),
+                None => desk.transfer(call_id, target.unwrap_or_default()),
             };
-            match desk.transfer(call_id, target) {
+            match result {
                 Ok(()) => ack(id, Value::Null),
                 Err(e) => error(id, e.code, &e.message),
             }
@@ -133,6 +139,16 @@ pub fn handle_line(desk: &Desk, line: &str) -> Value {
             Err(e) => error(id, e.code, &e.message),
         },
         "set_device" => set_device(desk, id, &obj),
+        "set_refer_policy" => {
+            let policy = obj.get("policy").and_then(Value::as_str).and_then(super::ReferPolicy::parse);
+            let Some(policy) = policy else {
+                return error(id, "invalid_argument", "\"policy\" must be \"ask\", \"auto\" or \"refuse\"");
+            };
+            match desk.set_refer_policy(policy) {
+                Ok(()) => ack(id, json!({ "policy": policy })),
+                Err(e) => error(id, e.code, &e.message),
+            }
+        }
         "test_tone" => match desk.audio_test_tone() {
             Ok(()) => ack(id, Value::Null),
             Err(e) => error(id, e.code, &e.message),
@@ -166,7 +182,15 @@ fn status(desk: &Desk, id: Value, _args: &Map<String, Value>) -> Value {
             })
         })
         .collect();
-    ack(id, json!({ "accounts": accounts, "store_error": s.store_error, "default_account_id": s.default_account_id }))
+    ack(
+        id,
+        json!({
+            "accounts": accounts,
+            "store_error": s.store_error,
+            "default_account_id": s.default_account_id,
+            "refer_policy": desk.refer_policy(),
+        }),
+    )
 }
 
 /// `set_device`: each of `input`, `output`, `ring` given is a device id, or null for the system

@@ -196,11 +196,24 @@ impl<'a> InCall<'a> {
 }
 
 impl Desk {
-    /// The DTMF mode for calls of `account_id`: `SIPDESK_DTMF=info` or `rfc4733` (the default).
-    pub(super) fn dtmf_mode(&self, _account_id: i64) -> DtmfMode {
-        match std::env::var("SIPDESK_DTMF").ok().as_deref().map(str::trim) {
-            Some(v) if v.eq_ignore_ascii_case("info") => DtmfMode::Info,
-            _ => DtmfMode::Rfc4733,
+    /// Records a confirmed call's dialog identity (attended transfer and Replaces look it up);
+    /// done before the call is reported active, so a command reacting to that finds it.
+    pub(super) fn register_dialog(&self, call_id: &str, dialog: &Dialog) {
+        if let Some(entry) = super::calls::lock(&self.inner.calls.live).get_mut(call_id) {
+            entry.dialog = Some(super::calls::DialogTags {
+                local_tag: dialog.id.local_tag.clone(),
+                remote_tag: dialog.id.remote_tag.clone(),
+                remote_uri: crate::sip::message::uri_of(&dialog.remote_uri),
+            });
+        }
+    }
+
+    /// The DTMF mode for calls of `account_id`: the account's `dtmf_mode`, unless
+    /// `SIPDESK_DTMF` overrides it (desk/call_settings.rs).
+    pub(super) fn dtmf_mode(&self, account_id: i64) -> DtmfMode {
+        match self.account_dtmf_mode(account_id) {
+            crate::store::DtmfMode::Info => DtmfMode::Info,
+            crate::store::DtmfMode::Rfc4733 => DtmfMode::Rfc4733,
         }
     }
 
@@ -377,6 +390,10 @@ impl Desk {
             Some(CallCommand::Dtmf(digit)) => self.send_dtmf(c, digit).await,
             Some(CallCommand::Transfer(target)) => self.send_refer(c, &target).await,
             Some(CallCommand::ReferAnswer(accept)) => self.decide_refer(c, accept).await,
+            Some(CallCommand::Replaced) => {
+                self.hangup(c.ep, c.dialog).await;
+                return Some("replaced");
+            }
             Some(_) => {}
         }
         None

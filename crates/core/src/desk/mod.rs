@@ -4,6 +4,7 @@
 
 mod api_error;
 mod audio;
+mod call_settings;
 mod calls;
 mod channel;
 mod events;
@@ -23,11 +24,13 @@ use tokio::sync::{broadcast, Notify};
 
 pub use api_error::ApiError;
 pub use audio::{AudioDevice, AudioDevices, AudioSettings};
+pub use call_settings::CallSettings;
 pub use calls::{CallCommand, CallView};
 pub use channel::handle_line;
 pub use events::{now_ms, Event, EventEnvelope, Registration, RegistrationState};
 pub use outgoing::dial_target;
 pub use status::{AccountStatus, DeskStatus, ErrorInfo, UiSettings};
+pub use transfer::ReferPolicy;
 
 use crate::sip::registration::{self, Policy, Update};
 use crate::store::{self, Account, AccountDraft, InstanceLock, Store, StoreError};

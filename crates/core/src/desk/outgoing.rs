@@ -48,6 +48,16 @@ impl Desk {
     /// Places a call from `account_id` (default: the default account) to a number or SIP URI;
     /// returns the call id. Progress arrives as `call` events.
     pub fn dial(&self, target: &str, account_id: Option<i64>) -> Result<String, ApiError> {
+        self.dial_with(target, account_id, Vec::new())
+    }
+
+    /// [`Desk::dial`] with extra header lines in the INVITE (a followed REFER's Replaces).
+    pub(super) fn dial_with(
+        &self,
+        target: &str,
+        account_id: Option<i64>,
+        extra: Vec<String>,
+    ) -> Result<String, ApiError> {
         let account_id = match account_id {
             Some(id) => id,
             None => {
@@ -65,11 +75,12 @@ impl Desk {
         let rt =
             lock(&self.inner.runtime).clone().ok_or_else(|| ApiError::new("not_running", "the desk is not running"))?;
         let mut invite = OutgoingInvite::new(ep.clone(), account, uri.clone(), Timers::default());
+        invite.extra_headers = extra;
         let call_id = invite.call_id().to_string();
         let (req_tx, mut requests) = mpsc::unbounded_channel();
         let (cmd_tx, mut commands) = mpsc::unbounded_channel();
         lock(&self.inner.calls.live)
-            .insert(call_id.clone(), CallEntry { requests: req_tx, commands: cmd_tx, view: None });
+            .insert(call_id.clone(), CallEntry { requests: req_tx, commands: cmd_tx, view: None, dialog: None });
         let desk = self.clone();
         let id = call_id.clone();
         rt.spawn(async move {
@@ -194,6 +205,7 @@ impl Desk {
                 return "media_error";
             }
         };
+        self.register_dialog(&call_id, &dialog);
         ev("active", codec, None);
         let levels = self.report_levels(&call_id, &media, negotiated.codec.name());
         let offers = Renegotiation { sdp: &mut sdp, local, contact };

@@ -55,6 +55,7 @@ impl AccountStatus {
             domain: a.domain.clone(),
             outbound_proxy: a.outbound_proxy.clone(),
             codecs: a.codecs.clone(),
+            dtmf_mode: a.dtmf_mode,
             created_at: String::new(),
             updated_at: String::new(),
             source: Source::Env,

@@ -36,6 +36,41 @@ impl Desk {
         self.call_command(call_id, CallCommand::Transfer(uri))
     }
 
+    /// Attended transfer: REFERs `call_id`'s far end to the party of `consult_call_id`, with a
+    /// Replaces naming our consult dialog, so the two join and both our calls end.
+    pub fn transfer_attended(&self, call_id: &str, consult_call_id: &str) -> Result<(), ApiError> {
+        if call_id == consult_call_id {
+            return Err(ApiError::new("invalid_argument", "the consult call must be another call"));
+        }
+        let tags = super::calls::lock(&self.inner.calls.live)
+            .get(consult_call_id)
+            .map(|e| e.dialog.clone())
+            .ok_or_else(|| ApiError::new("not_found", format!("no call {consult_call_id:?}")))?
+            .ok_or_else(|| ApiError::new("invalid_state", "the consult call is not connected"))?;
+        // RFC 3891: to-tag is the target's own tag, from-tag ours (as the target sees its dialog).
+        let replaces = format!("{consult_call_id};to-tag={};from-tag={}", tags.remote_tag, tags.local_tag);
+        let target = format!("{}?Replaces={}", tags.remote_uri, message::escape_hvalue(&replaces));
+        self.call_command(call_id, CallCommand::Transfer(target))
+    }
+
+    /// The live call an INVITE's Replaces header names (Call-ID, to-tag = our tag, from-tag =
+    /// the peer's), if there is one.
+    pub(super) fn replaced_call(&self, replaces: &str) -> Option<String> {
+        let mut parts = replaces.split(';');
+        let call_id = parts.next()?.trim().to_string();
+        let param = |name: &str, list: &[&str]| {
+            list.iter().find_map(|p| {
+                let (k, v) = p.split_once('=')?;
+                k.trim().eq_ignore_ascii_case(name).then(|| v.trim().to_string())
+            })
+        };
+        let rest: Vec<&str> = parts.collect();
+        let (to_tag, from_tag) = (param("to-tag", &rest)?, param("from-tag", &rest)?);
+        let live = super::calls::lock(&self.inner.calls.live);
+        let tags = live.get(&call_id)?.dialog.as_ref()?;
+        (tags.local_tag == to_tag && tags.remote_tag == from_tag).then_some(call_id)
+    }
+
     /// Swaps two calls: holds the active one and resumes the one we hold.
     pub fn swap(&self) -> Result<(), ApiError> {
         let calls = self.calls_list();
@@ -109,9 +144,9 @@ impl Desk {
     }
 }
 
-/// What to do when the far end asks us to call someone else (an incoming REFER):
-/// `SIPDESK_REFER=ask` (the default: a `transfer_request` event, then the `transfer_accept` or
-/// `transfer_reject` command, 603 after 30 s), `auto` or `refuse`.
+/// What to do when the far end asks us to call someone else (an incoming REFER): ask (the
+/// default: a `transfer_request` event, then `transfer_accept` or `transfer_reject`, 603 after
+/// 30 s), follow it at once, or refuse it. A desk setting ([`Desk::refer_policy`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReferPolicy {
     /// Ask the desk.
@@ -120,17 +155,6 @@ pub enum ReferPolicy {
     Auto,
     /// Decline it (603).
     Refuse,
-}
-
-impl ReferPolicy {
-    /// From `SIPDESK_REFER`.
-    pub fn from_env() -> ReferPolicy {
-        match std::env::var("SIPDESK_REFER").ok().as_deref().map(str::trim) {
-            Some(v) if v.eq_ignore_ascii_case("auto") => ReferPolicy::Auto,
-            Some(v) if v.eq_ignore_ascii_case("refuse") => ReferPolicy::Refuse,
-            _ => ReferPolicy::Ask,
-        }
-    }
 }
 
 /// How long a REFER waits for the desk's consent.
@@ -142,15 +166,28 @@ pub(super) struct ReferFollow {
     pub(super) events: tokio::sync::broadcast::Receiver<super::EventEnvelope>,
 }
 
-/// The Refer-To URI (angle brackets and header parameters such as `?Replaces=` stripped).
+/// The Refer-To URI, without its embedded headers (angle brackets and `?...` stripped).
 fn refer_to(req: &rsip::Request) -> Option<String> {
+    let uri = refer_to_full(req)?.split('?').next()?.trim().to_string();
+    (uri.starts_with("sip:") || uri.starts_with("sips:")).then_some(uri)
+}
+
+fn refer_to_full(req: &rsip::Request) -> Option<String> {
     let v = message::header_value(req, "Refer-To", Some("r"))?;
-    let inner = match (v.find('<'), v.find('>')) {
+    Some(match (v.find('<'), v.find('>')) {
         (Some(a), Some(b)) if b > a => v[a + 1..b].to_string(),
         _ => v.split(';').next()?.trim().to_string(),
-    };
-    let uri = inner.split('?').next()?.trim().to_string();
-    (uri.starts_with("sip:") || uri.starts_with("sips:")).then_some(uri)
+    })
+}
+
+/// The Replaces header a Refer-To URI carries for the INVITE it asks for (attended transfer).
+fn embedded_replaces(req: &rsip::Request) -> Option<String> {
+    let full = refer_to_full(req)?;
+    let (_, headers) = full.split_once('?')?;
+    headers.split('&').find_map(|h| {
+        let (k, v) = h.split_once('=')?;
+        k.eq_ignore_ascii_case("Replaces").then(|| format!("Replaces: {}", message::unescape(v)))
+    })
 }
 
 /// The SIP status reported for a followed call that ended unanswered.
@@ -175,7 +212,7 @@ impl Desk {
         let (code, reason) = match refer_to(&req) {
             None => (400, "Bad Refer-To"),
             Some(_) if c.refer_follow.is_some() || c.refer_pending.is_some() => (491, "Request Pending"),
-            Some(target) => match ReferPolicy::from_env() {
+            Some(target) => match self.refer_policy() {
                 ReferPolicy::Refuse => (603, "Decline"),
                 ReferPolicy::Auto => return self.accept_refer(c, req, target).await,
                 ReferPolicy::Ask => {
@@ -208,7 +245,8 @@ impl Desk {
         }
         self.refer_notify(c, 100, "Trying", false).await;
         let events = self.subscribe();
-        match self.dial(&target, Some(c.account_id)) {
+        let extra: Vec<String> = embedded_replaces(&req).into_iter().collect();
+        match self.dial_with(&target, Some(c.account_id), extra) {
             Ok(new_call) => {
                 tracing::info!(call_id = c.call_id, new_call, "following REFER to {target}");
                 c.refer_follow = Some(ReferFollow { new_call, events });
@@ -291,6 +329,10 @@ mod tests {
             Some("sip:bob@h")
         );
         assert_eq!(refer_to(&refer("Refer-To: <http://evil>\r\n")), None);
+        assert_eq!(
+            embedded_replaces(&refer("r: <sip:bob@h?Replaces=abc%40h%3Bto-tag%3D1%3Bfrom-tag%3D2>\r\n")).as_deref(),
+            Some("Replaces: abc@h;to-tag=1;from-tag=2")
+        );
         assert_eq!(refer_to(&refer("")), None);
         assert_eq!((code_for("busy"), code_for("cancelled"), code_for("??")), (486, 487, 500));
     }

@@ -50,6 +50,8 @@ pub struct OutgoingInvite {
     cseq: u32,
     contact: String,
     timers: Timers,
+    /// More header lines for the INVITE (e.g. `Replaces: ...` when following a REFER).
+    pub extra_headers: Vec<String>,
 }
 
 impl OutgoingInvite {
@@ -65,6 +67,7 @@ impl OutgoingInvite {
             cseq: 0,
             contact,
             timers,
+            extra_headers: Vec::new(),
         }
     }
 
@@ -102,6 +105,10 @@ impl OutgoingInvite {
         );
         if let Some((name, value)) = auth {
             out.push_str(&format!("{name}: {value}\r\n"));
+        }
+        for h in &self.extra_headers {
+            out.push_str(h);
+            out.push_str("\r\n");
         }
         out.push_str(&format!("Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n", sdp.len()));
         out.push_str(&String::from_utf8_lossy(sdp));

@@ -102,6 +102,48 @@ pub fn seconds(msg: &impl HasHeaders, long: &str) -> Option<u32> {
     v.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()
 }
 
+/// The URI of a name-addr (`"Name" <sip:a@h>;tag=x` gives `sip:a@h`), or the value up to its
+/// first parameter when it has no angle brackets.
+pub fn uri_of(name_addr: &str) -> String {
+    match (name_addr.find('<'), name_addr.find('>')) {
+        (Some(a), Some(b)) if b > a => name_addr[a + 1..b].trim().to_string(),
+        _ => name_addr.split(';').next().unwrap_or_default().trim().to_string(),
+    }
+}
+
+/// Percent-encodes what may not appear in a URI header value (RFC 3261 25.1 `hvalue`).
+pub fn escape_hvalue(v: &str) -> String {
+    v.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'!' | b'~' | b'*' | b'\'' | b'(' | b')' => {
+                (b as char).to_string()
+            }
+            b'[' | b']' | b'/' | b':' | b'+' | b'$' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// Decodes `%XX` escapes (invalid ones are kept as they are).
+pub fn unescape(v: &str) -> String {
+    let bytes = v.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |c: u8| (c as char).to_digit(16);
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            if let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -128,6 +170,17 @@ Content-Length: 0\r\n\r\n";
         assert_eq!(c[1].display_name.as_deref(), Some("\"Desk, two\"").or(c[1].display_name.as_deref()));
         let expires: Vec<u32> = c.iter().map(|c| c.expires().unwrap().seconds().unwrap()).collect();
         assert_eq!(expires, [58, 300, 12]);
+    }
+
+    #[test]
+    fn uris_and_escapes() {
+        assert_eq!(uri_of("\"Bob\" <sip:bob@h:5060>;tag=1"), "sip:bob@h:5060");
+        assert_eq!(uri_of("sip:a@h;tag=2"), "sip:a@h");
+        let replaces = "abc@h;to-tag=1;from-tag=2";
+        assert_eq!(escape_hvalue(replaces), "abc%40h%3Bto-tag%3D1%3Bfrom-tag%3D2");
+        assert_eq!(unescape(&escape_hvalue(replaces)), replaces);
+        assert_eq!(unescape("100%"), "100%");
+        assert_eq!(unescape("%zz%4"), "%zz%4");
     }
 
     #[test]

@@ -25,6 +25,37 @@ impl Protocol {
     }
 }
 
+/// How an account's calls send DTMF (the `dtmf_mode` column).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DtmfMode {
+    /// RFC 4733 telephone-events in the RTP stream; SIP INFO when the far end did not agree to
+    /// telephone-event.
+    #[default]
+    Rfc4733,
+    /// SIP INFO (application/dtmf-relay) always.
+    Info,
+}
+
+impl DtmfMode {
+    /// The name stored in the `dtmf_mode` column.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DtmfMode::Rfc4733 => "rfc4733",
+            DtmfMode::Info => "info",
+        }
+    }
+
+    /// The mode a stored or typed name means (`None` if it is neither, in any case).
+    pub fn parse(value: &str) -> Option<DtmfMode> {
+        match value.trim().to_ascii_lowercase().as_str() {
+            "rfc4733" => Some(DtmfMode::Rfc4733),
+            "info" => Some(DtmfMode::Info),
+            _ => None,
+        }
+    }
+}
+
 /// Where an account is defined.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -87,6 +118,8 @@ pub struct Account {
     pub register_interval: u32,
     /// Codec preference order, normalised (`opus,pcmu`); `None`: the default order.
     pub codecs: Option<String>,
+    /// How calls send DTMF.
+    pub dtmf_mode: DtmfMode,
     /// The password.
     pub password: Password,
 }
@@ -131,6 +164,8 @@ pub struct AccountDraft {
     pub outbound_proxy: Option<String>,
     /// Codec order, e.g. `opus,pcmu`; empty or `default` for the default order.
     pub codecs: Option<String>,
+    /// `rfc4733` (the default) or `info`.
+    pub dtmf_mode: Option<String>,
     /// Whether the account registers.
     pub is_active: Option<bool>,
 }
@@ -145,6 +180,7 @@ impl std::fmt::Debug for AccountDraft {
             .field("password", &self.password.as_ref().map(|_| "***"))
             .field("protocol", &self.protocol)
             .field("codecs", &self.codecs)
+            .field("dtmf_mode", &self.dtmf_mode)
             .field("is_active", &self.is_active)
             .finish_non_exhaustive()
     }
@@ -193,6 +229,8 @@ pub struct AccountView {
     pub outbound_proxy: String,
     /// Codec preference order (`opus,pcmu`); `null`: the default order.
     pub codecs: Option<String>,
+    /// How calls send DTMF: `rfc4733` or `info`.
+    pub dtmf_mode: DtmfMode,
     /// Creation time.
     pub created_at: String,
     /// Last change.
@@ -213,6 +251,7 @@ struct Fields {
     domain: String,
     outbound_proxy: String,
     codecs: Option<String>,
+    dtmf_mode: DtmfMode,
     is_active: bool,
 }
 
@@ -232,6 +271,7 @@ fn validate_draft(draft: &AccountDraft, base: Option<&AccountView>) -> Result<Fi
     let domain = pick(&draft.domain, base.map(|b| b.domain.clone()), "");
     let proxy = pick(&draft.outbound_proxy, base.map(|b| b.outbound_proxy.clone()), "");
     let codecs = pick(&draft.codecs, base.map(|b| b.codecs.clone().unwrap_or_default()), "");
+    let dtmf = pick(&draft.dtmf_mode, base.map(|b| b.dtmf_mode.as_str().to_string()), "");
     let fields = (
         keep(&mut errors, validate::display_name(&display)),
         keep(&mut errors, validate::host("server_host", &host)),
@@ -243,6 +283,7 @@ fn validate_draft(draft: &AccountDraft, base: Option<&AccountView>) -> Result<Fi
         keep(&mut errors, validate::domain(&domain)),
         keep(&mut errors, validate::outbound_proxy(&proxy)),
         keep(&mut errors, validate::codecs(&codecs)),
+        keep(&mut errors, validate::dtmf_mode(&dtmf)),
     );
     match fields {
         (
@@ -256,6 +297,7 @@ fn validate_draft(draft: &AccountDraft, base: Option<&AccountView>) -> Result<Fi
             Some(domain),
             Some(outbound_proxy),
             Some(codecs),
+            Some(dtmf_mode),
         ) => Ok(Fields {
             display_name,
             server_host,
@@ -267,6 +309,7 @@ fn validate_draft(draft: &AccountDraft, base: Option<&AccountView>) -> Result<Fi
             domain,
             outbound_proxy,
             codecs,
+            dtmf_mode,
             is_active: draft.is_active.or(base.map(|b| b.is_active)).unwrap_or(false),
         }),
         _ => Err(errors),
@@ -293,13 +336,14 @@ pub(super) fn account_from_draft(id: i64, source: Source, draft: &AccountDraft) 
         protocol: f.protocol,
         register_interval: f.register_interval,
         codecs: f.codecs,
+        dtmf_mode: f.dtmf_mode,
         password: Password::new(draft.password.clone().unwrap_or_default()),
     })
 }
 
 const COLUMNS: &str = "id, user_id, display_name, server_host, server_port, username, password, protocol, \
     is_active, is_default, register_interval, last_register_time, auth_username, domain, outbound_proxy, \
-    codecs, created_at, updated_at";
+    codecs, dtmf_mode, created_at, updated_at";
 
 /// Reads a column that older installs may have stored with another type, as text.
 fn text(row: &Row, idx: &str) -> rusqlite::Result<Option<String>> {
@@ -337,6 +381,8 @@ fn view_from_row(row: &Row) -> rusqlite::Result<(AccountView, String)> {
         domain: text(row, "domain")?.unwrap_or_default(),
         outbound_proxy: text(row, "outbound_proxy")?.unwrap_or_default(),
         codecs: text(row, "codecs")?.filter(|c| !c.trim().is_empty()),
+        // A value the store would not write (a hand edit) reads as the default.
+        dtmf_mode: text(row, "dtmf_mode")?.as_deref().and_then(DtmfMode::parse).unwrap_or_default(),
         created_at: text(row, "created_at")?.unwrap_or_default(),
         updated_at: text(row, "updated_at")?.unwrap_or_default(),
         source: super::Source::Db,
@@ -384,6 +430,7 @@ impl Store {
                     protocol: v.protocol,
                     register_interval: v.register_interval,
                     codecs: v.codecs,
+                    dtmf_mode: v.dtmf_mode,
                     password,
                 }
             })
@@ -414,8 +461,9 @@ impl Store {
                 tx.query_row("SELECT NOT EXISTS (SELECT 1 FROM sip_configs WHERE is_default = 1)", [], |r| r.get(0))?;
             tx.execute(
                 "INSERT INTO sip_configs (display_name, server_host, server_port, username, password, protocol,
-                    is_active, is_default, register_interval, auth_username, domain, outbound_proxy, codecs)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+                    is_active, is_default, register_interval, auth_username, domain, outbound_proxy, codecs,
+                    dtmf_mode)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
                 params![
                     f.display_name,
                     f.server_host,
@@ -429,7 +477,8 @@ impl Store {
                     f.auth_username,
                     f.domain,
                     f.outbound_proxy,
-                    f.codecs
+                    f.codecs,
+                    f.dtmf_mode.as_str()
                 ],
             )?;
             let id = tx.last_insert_rowid();
@@ -456,6 +505,7 @@ impl Store {
                 "UPDATE sip_configs SET display_name = ?2, server_host = ?3, server_port = ?4, username = ?5,
                     password = COALESCE(?6, password), protocol = ?7, is_active = ?8, register_interval = ?9,
                     auth_username = ?10, domain = ?11, outbound_proxy = ?12, codecs = ?13,
+                    dtmf_mode = ?14,
                     updated_at = strftime('%Y-%m-%dT%H:%M:%SZ', 'now')
                  WHERE id = ?1",
                 params![
@@ -471,7 +521,8 @@ impl Store {
                     f.auth_username,
                     f.domain,
                     f.outbound_proxy,
-                    f.codecs
+                    f.codecs,
+                    f.dtmf_mode.as_str()
                 ],
             )?;
             tx.commit()

@@ -1,8 +1,8 @@
 //! The account defined by environment variables, for kiosks and scripted desks.
 //!
 //! `SIP_SERVER_HOST` (required to define it), `SIP_SERVER_PORT`, `SIP_USERNAME`, `SIP_PASSWORD`,
-//! `SIP_PROTOCOL`, `SIP_REGISTER_INTERVAL`, `SIP_CODECS` (codec order, e.g. `opus,pcmu`). It is
-//! never written to the database. When an active stored account has the same user, host and port,
+//! `SIP_PROTOCOL`, `SIP_REGISTER_INTERVAL`, `SIP_CODECS` (codec order, e.g. `opus,pcmu`),
+//! `SIP_DTMF_MODE` (`rfc4733` or `info`). It is never written to the database. When an active stored account has the same user, host and port,
 //! the environment account replaces it, so one binding is never registered twice.
 
 use super::account::account_from_draft;
@@ -28,6 +28,7 @@ pub fn env_account(get: impl Fn(&str) -> Option<String>) -> Result<Option<Accoun
         protocol: get("SIP_PROTOCOL"),
         register_interval: get("SIP_REGISTER_INTERVAL"),
         codecs: get("SIP_CODECS"),
+        dtmf_mode: get("SIP_DTMF_MODE"),
         is_active: Some(true),
         ..AccountDraft::default()
     };
@@ -102,6 +103,19 @@ mod tests {
         assert_eq!(with(&[]), None);
         assert_eq!(with(&[("SIP_CODECS", "PCMA, pcmu")]).as_deref(), Some("pcma,pcmu"));
         assert_eq!(with(&[("SIP_CODECS", "default")]), None);
+    }
+
+    #[test]
+    fn dtmf_mode_comes_from_sip_dtmf_mode() {
+        use super::super::DtmfMode;
+        let base = [("SIP_SERVER_HOST", "h.example"), ("SIP_USERNAME", "1001")];
+        assert_eq!(env_account(env(&base)).unwrap().unwrap().dtmf_mode, DtmfMode::Rfc4733, "the default");
+        let with = |v: &'static str| env_account(env(&[base[0], base[1], ("SIP_DTMF_MODE", v)]));
+        assert_eq!(with("INFO").unwrap().unwrap().dtmf_mode, DtmfMode::Info);
+        assert_eq!(with("rfc4733").unwrap().unwrap().dtmf_mode, DtmfMode::Rfc4733);
+        let e = with("inband").unwrap_err();
+        assert_eq!(e.0, [FieldError { field: "dtmf_mode", code: "dtmf_mode_invalid" }]);
+        assert!(e.to_string().contains("dtmf_mode: DTMF mode must be rfc4733 or info"), "{e}");
     }
 
     #[test]

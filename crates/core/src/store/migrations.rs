@@ -2,14 +2,14 @@
 //!
 //! Version 1 is the organisation's original `sip_configs` table (created only if absent, so an
 //! existing database keeps its rows); later versions add to it (v2 desk fields and settings, v3
-//! call history, v4 the per-account codec order). Each step runs in its own
+//! call history, v4 the per-account codec order, v5 the per-account DTMF mode). Each step runs in its own
 //! transaction together with the version bump. A database from a newer SipDesk is refused
 //! untouched rather than guessed at.
 
 use rusqlite::{Connection, Transaction};
 
 /// The schema version this build writes.
-pub const LATEST: i64 = 4;
+pub const LATEST: i64 = 5;
 
 /// Why migrating failed.
 #[derive(Debug, thiserror::Error)]
@@ -45,6 +45,7 @@ pub(super) fn migrate_to(conn: &mut Connection, target: i64) -> Result<(), Migra
             2 => v2_desk_fields(&tx)?,
             3 => v3_call_history(&tx)?,
             4 => v4_account_codecs(&tx)?,
+            5 => v5_account_dtmf_mode(&tx)?,
             _ => unreachable!("every version up to LATEST has a step"),
         }
         tx.pragma_update(None, "user_version", version)?;
@@ -128,6 +129,15 @@ fn v3_call_history(tx: &Transaction) -> rusqlite::Result<()> {
 fn v4_account_codecs(tx: &Transaction) -> rusqlite::Result<()> {
     if !has_column(tx, "sip_configs", "codecs")? {
         tx.execute_batch("ALTER TABLE sip_configs ADD COLUMN codecs TEXT;")?;
+    }
+    Ok(())
+}
+
+/// How an account's calls send DTMF: `rfc4733` (every existing row: telephone-events, SIP INFO
+/// when the far end did not agree to them) or `info`.
+fn v5_account_dtmf_mode(tx: &Transaction) -> rusqlite::Result<()> {
+    if !has_column(tx, "sip_configs", "dtmf_mode")? {
+        tx.execute_batch("ALTER TABLE sip_configs ADD COLUMN dtmf_mode TEXT NOT NULL DEFAULT 'rfc4733';")?;
     }
     Ok(())
 }

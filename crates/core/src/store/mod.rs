@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, ErrorCode, OpenFlags};
 
-pub use account::{Account, AccountDraft, AccountView, Password, Protocol, Source};
+pub use account::{Account, AccountDraft, AccountView, DtmfMode, Password, Protocol, Source};
 pub use env_account::{env_account, merge as merge_env_account, EnvAccountError, ENV_ACCOUNT_ID};
 pub use history::{split_name_addr, CallRecord};
 pub use instance_lock::{InstanceLock, LockError};

@@ -270,3 +270,74 @@ fn an_accounts_codec_order_wins_over_sipdesk_codecs_which_wins_over_the_default(
     // A hand-edited column the store would not accept falls back like an unset one.
     assert_eq!(MediaPolicy::with_codecs(Some("g729"), Some("pcma")).codecs, [Codec::Pcma]);
 }
+
+#[test]
+fn a_version_4_database_gains_the_rfc4733_dtmf_mode_and_keeps_its_rows() {
+    let (_d, path) = temp_db();
+    let mut c = Connection::open(&path).unwrap();
+    migrations::migrate_to(&mut c, 4).unwrap();
+    c.execute_batch(
+        "INSERT INTO sip_configs (server_host, username, password, is_active, is_default, codecs)
+           VALUES ('pbx.example.com', '1001', '', 1, 1, 'pcma');",
+    )
+    .unwrap();
+    let has_column = |c: &Connection| {
+        c.prepare("SELECT name FROM pragma_table_info('sip_configs')")
+            .unwrap()
+            .query_map([], |r| r.get::<_, String>(0))
+            .unwrap()
+            .any(|n| n.unwrap() == "dtmf_mode")
+    };
+    assert!(!has_column(&c), "version 4 has no dtmf_mode column");
+    drop(c);
+    let mut store = open(&path).unwrap();
+    let c = Connection::open(&path).unwrap();
+    let v: i64 = c.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+    assert_eq!((v, has_column(&c)), (SCHEMA_VERSION, true));
+    let view = store.account(1).unwrap();
+    assert_eq!((view.codecs.as_deref(), view.dtmf_mode), (Some("pcma"), DtmfMode::Rfc4733));
+    store.update_account(1, &AccountDraft { dtmf_mode: Some("info".into()), ..AccountDraft::default() }).unwrap();
+    drop(store);
+    // Opening again is a no-op and keeps the value.
+    let store = open(&path).unwrap();
+    assert_eq!(store.active_accounts().unwrap()[0].dtmf_mode, DtmfMode::Info);
+}
+
+#[test]
+fn dtmf_mode_is_stored_kept_on_edit_and_validated_with_the_other_fields() {
+    let (_d, path) = temp_db();
+    let mut store = open(&path).unwrap();
+    let plain = store.create_account(&draft("h.example", "5060", "1001", Some("pw"))).unwrap();
+    let mut d = draft("h.example", "5060", "1002", Some("pw"));
+    d.dtmf_mode = Some(" INFO ".into());
+    let info = store.create_account(&d).unwrap();
+    assert_eq!(store.account(plain).unwrap().dtmf_mode, DtmfMode::Rfc4733, "the default");
+    assert_eq!(store.account(info).unwrap().dtmf_mode, DtmfMode::Info);
+    store.update_account(info, &AccountDraft { server_port: Some("5070".into()), ..AccountDraft::default() }).unwrap();
+    assert_eq!(store.account(info).unwrap().dtmf_mode, DtmfMode::Info, "kept when not given");
+    let bad = AccountDraft { dtmf_mode: Some("inband".into()), ..AccountDraft::default() };
+    let StoreError::Invalid(fields) = store.update_account(info, &bad).unwrap_err() else { panic!("expected Invalid") };
+    assert_eq!(fields, [FieldError { field: "dtmf_mode", code: "dtmf_mode_invalid" }]);
+    assert_eq!(store.account(info).unwrap().dtmf_mode, DtmfMode::Info, "a rejected edit changes nothing");
+    store.update_account(info, &AccountDraft { dtmf_mode: Some("rfc4733".into()), ..AccountDraft::default() }).unwrap();
+    assert_eq!(store.account(info).unwrap().dtmf_mode, DtmfMode::Rfc4733);
+    let column: String = Connection::open(&path)
+        .unwrap()
+        .query_row("SELECT dtmf_mode FROM sip_configs WHERE id = ?1", [info], |r| r.get(0))
+        .unwrap();
+    assert_eq!(column, "rfc4733");
+    // Every field error is reported together, dtmf_mode among them.
+    let mut d = draft("h.example", "0", "1003", Some("pw"));
+    d.dtmf_mode = Some("rfc2833".into());
+    let StoreError::Invalid(fields) = store.create_account(&d).unwrap_err() else { panic!("expected Invalid") };
+    let codes: Vec<_> = fields.iter().map(|f| (f.field, f.code)).collect();
+    assert_eq!(codes, [("server_port", "port_range"), ("dtmf_mode", "dtmf_mode_invalid")]);
+    // A hand-edited column reads as the default; the JSON view names the mode in lower case.
+    Connection::open(&path)
+        .unwrap()
+        .execute("UPDATE sip_configs SET dtmf_mode = 'bogus' WHERE id = ?1", [plain])
+        .unwrap();
+    let view = store.account(plain).unwrap();
+    assert_eq!(view.dtmf_mode, DtmfMode::Rfc4733);
+    assert_eq!(serde_json::to_value(store.account(info).unwrap()).unwrap()["dtmf_mode"], "rfc4733");
+}

@@ -7,6 +7,8 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 
 use serde::Serialize;
 
+use super::DtmfMode;
+
 /// One field that failed validation: the field's column name and a stable error code.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct FieldError {
@@ -37,6 +39,7 @@ impl FieldError {
             "codecs_unknown" => "codecs must be names from pcmu, pcma, opus, separated by commas",
             "codecs_repeated" => "a codec may be listed only once",
             "codecs_empty" => "the codec list names no codec (use default for the default order)",
+            "dtmf_mode_invalid" => "DTMF mode must be rfc4733 or info",
             _ => "invalid value",
         }
     }
@@ -222,6 +225,14 @@ pub fn codecs(value: &str) -> Result<Option<String>, FieldError> {
     Ok(Some(names.join(",")))
 }
 
+/// Checks a DTMF mode: `rfc4733` or `info` (any case); empty means the default, `rfc4733`.
+pub fn dtmf_mode(value: &str) -> Result<DtmfMode, FieldError> {
+    if value.trim().is_empty() {
+        return Ok(DtmfMode::default());
+    }
+    DtmfMode::parse(value).ok_or(FieldError { field: "dtmf_mode", code: "dtmf_mode_invalid" })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -277,6 +288,21 @@ mod tests {
         assert_eq!(display_name("a\u{7}").unwrap_err().code, "display_name_invalid");
         assert_eq!(domain("").unwrap(), "");
         assert_eq!(domain("bad domain").unwrap_err().code, "domain_invalid");
+    }
+
+    #[test]
+    fn dtmf_modes() {
+        assert_eq!(dtmf_mode("rfc4733").unwrap(), DtmfMode::Rfc4733);
+        assert_eq!(dtmf_mode(" INFO ").unwrap(), DtmfMode::Info);
+        assert_eq!(dtmf_mode("RFC4733").unwrap(), DtmfMode::Rfc4733);
+        assert_eq!(dtmf_mode("").unwrap(), DtmfMode::Rfc4733, "empty: the default");
+        for bad in ["inband", "rfc2833", "info,rfc4733", "sip-info"] {
+            assert_eq!(
+                dtmf_mode(bad).unwrap_err(),
+                FieldError { field: "dtmf_mode", code: "dtmf_mode_invalid" },
+                "{bad}"
+            );
+        }
     }
 
     #[test]

@@ -39,20 +39,21 @@ pub fn run(db: Option<PathBuf>, cmd: AccountCmd) -> ExitCode {
                 println!("{}", serde_json::to_string_pretty(&accounts).expect("views serialise"));
             } else {
                 println!(
-                    "{:<4} {:<7} {:<6} {:<8} {:<30} {:<16} CODECS",
-                    "ID", "ACTIVE", "PROTO", "DEFAULT", "SERVER", "USER"
+                    "{:<4} {:<7} {:<6} {:<8} {:<30} {:<16} {:<8} CODECS",
+                    "ID", "ACTIVE", "PROTO", "DEFAULT", "SERVER", "USER", "DTMF"
                 );
                 for a in accounts {
                     let server = format!("{}:{}", a.server_host, a.server_port);
                     let yes = |b: bool| if b { "yes" } else { "no" };
                     println!(
-                        "{:<4} {:<7} {:<6} {:<8} {:<30} {:<16} {}",
+                        "{:<4} {:<7} {:<6} {:<8} {:<30} {:<16} {:<8} {}",
                         a.id,
                         yes(a.is_active),
                         a.protocol.as_str(),
                         yes(a.is_default),
                         server,
                         a.username,
+                        a.dtmf_mode.as_str(),
                         a.codecs.as_deref().unwrap_or("default")
                     );
                 }
@@ -81,6 +82,7 @@ fn draft(f: FieldArgs) -> AccountDraft {
         domain: f.domain,
         outbound_proxy: f.outbound_proxy,
         codecs: f.codecs,
+        dtmf_mode: f.dtmf,
         ..AccountDraft::default()
     }
 }

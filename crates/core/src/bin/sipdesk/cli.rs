@@ -148,6 +148,10 @@ pub struct FieldArgs {
     /// default order ($SIPDESK_CODECS, else pcmu,pcma).
     #[arg(long, value_name = "LIST")]
     pub codecs: Option<String>,
+    /// How calls send DTMF: rfc4733 (the default: RTP telephone-events, SIP INFO when the far
+    /// end did not agree to them) or info (always SIP INFO).
+    #[arg(long, value_name = "MODE")]
+    pub dtmf: Option<String>,
 }
 
 /// `sipdesk run`.

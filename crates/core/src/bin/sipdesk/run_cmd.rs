@@ -21,6 +21,9 @@ pub async fn run(db: Option<PathBuf>, args: RunArgs) -> ExitCode {
     let mut opts = DeskOptions::with_db(db);
     opts.auto_answer = args.auto_answer;
     opts.audio = args.audio.clone();
+    // Listen for SIGTERM/SIGINT before anything else, so a stop sent right after start-up is a
+    // clean stop and not the default action (death without unregistering).
+    let stop_signal = stop_signal();
     let desk = Desk::open(opts);
     // Subscribe before starting so the start-up events reach stdout too.
     let events = desk.subscribe();
@@ -35,7 +38,7 @@ pub async fn run(db: Option<PathBuf>, args: RunArgs) -> ExitCode {
     if args.json {
         tokio::spawn(read_commands(desk.clone(), replies_tx));
     }
-    wait_for_stop_signal().await;
+    stop_signal.await;
     tracing::info!("stopping");
     desk.shutdown().await;
     let _ = stop_writer.send(());
@@ -46,15 +49,16 @@ pub async fn run(db: Option<PathBuf>, args: RunArgs) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-async fn wait_for_stop_signal() {
+/// A future that completes on SIGINT or SIGTERM; the handlers are installed when it is created.
+fn stop_signal() -> impl std::future::Future<Output = ()> {
     use tokio::signal::unix::{signal, SignalKind};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
-        },
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
+    let term = signal(SignalKind::terminate()).ok();
+    let int = signal(SignalKind::interrupt()).ok();
+    async move {
+        let (mut term, mut int) = (term, int);
+        tokio::select! {
+            _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
+            _ = async { match int.as_mut() { Some(i) => { i.recv().await; } None => std::future::pending().await } } => {}
         }
     }
 }

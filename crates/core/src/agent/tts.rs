@@ -1,0 +1,107 @@
+//! Speech synthesis with flite's C library (Debian's flite1-dev) and its `slt` voice.
+//!
+//! *Choice: the library, not the `flite` program writing a WAV file.* The library returns the
+//! samples in memory, with no process to start and no file to clean up, and its voice is
+//! loaded once for the whole process. flite's documentation does not promise that one voice
+//! can synthesise on two threads at once, so a mutex makes sessions take turns; a sentence
+//! takes a few tens of milliseconds, which is far below what a caller notices.
+
+use std::ffi::{c_char, c_int, c_void, CString};
+use std::sync::{Mutex, OnceLock};
+
+use super::provider::AgentError;
+use crate::media::frame::SampleRate;
+
+/// flite's `cst_wave`.
+#[repr(C)]
+struct CstWave {
+    kind: *const c_char,
+    sample_rate: c_int,
+    num_samples: c_int,
+    num_channels: c_int,
+    samples: *mut i16,
+}
+
+#[link(name = "flite_cmu_us_slt")]
+extern "C" {
+    fn register_cmu_us_slt(voxdir: *const c_char) -> *mut c_void;
+}
+
+// The voice needs the English text analysis and lexicon, and flite's core.
+#[link(name = "flite_usenglish")]
+#[link(name = "flite_cmulex")]
+#[link(name = "flite")]
+extern "C" {
+    fn flite_init() -> c_int;
+    fn flite_text_to_wave(text: *const c_char, voice: *mut c_void) -> *mut CstWave;
+    fn delete_wave(wave: *mut CstWave);
+}
+
+/// The process's one flite voice.
+struct Voice(*mut c_void);
+
+// SAFETY: the voice pointer is only used under the mutex that holds it.
+unsafe impl Send for Voice {}
+
+static VOICE: OnceLock<Mutex<Voice>> = OnceLock::new();
+
+/// Synthesised speech: mono PCM at the voice's rate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Speech {
+    /// The voice's rate (16 kHz for `slt`).
+    pub rate: SampleRate,
+    /// The samples.
+    pub samples: Vec<i16>,
+}
+
+/// Speaks `text` with the `slt` voice.
+pub fn synthesize(text: &str) -> Result<Speech, AgentError> {
+    let fail = |message: &str| AgentError::Engine { engine: "flite", message: message.to_string() };
+    let text = CString::new(text.replace('\0', " ")).map_err(|_| fail("text has a NUL"))?;
+    let voice = VOICE.get_or_init(|| {
+        // SAFETY: flite_init and the voice registration run once, before any synthesis.
+        Mutex::new(Voice(unsafe {
+            flite_init();
+            register_cmu_us_slt(std::ptr::null())
+        }))
+    });
+    let voice = voice.lock().unwrap_or_else(|p| p.into_inner());
+    if voice.0.is_null() {
+        return Err(fail("the slt voice did not load"));
+    }
+    // SAFETY: a valid voice and a NUL-terminated text; the wave is read, copied and freed
+    // here, while the voice's lock is held.
+    unsafe {
+        let wave = flite_text_to_wave(text.as_ptr(), voice.0);
+        if wave.is_null() {
+            return Err(fail("synthesis failed"));
+        }
+        let w = &*wave;
+        let result = match (SampleRate::from_hz(w.sample_rate as u32), w.num_channels) {
+            (Ok(rate), 1) if !w.samples.is_null() || w.num_samples == 0 => {
+                let n = w.num_samples.max(0) as usize;
+                let samples = if n == 0 { Vec::new() } else { std::slice::from_raw_parts(w.samples, n).to_vec() };
+                Ok(Speech { rate, samples })
+            }
+            _ => Err(fail("the voice produced an unexpected format")),
+        };
+        delete_wave(wave);
+        result
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sentence_becomes_about_a_second_and_a_half_of_audio() {
+        let speech = synthesize("Hello, how can I help you?").unwrap();
+        assert_eq!(speech.rate, SampleRate::Hz16000);
+        let secs = speech.samples.len() as f64 / 16000.0;
+        assert!((0.8..4.0).contains(&secs), "{secs} s");
+        let peak = speech.samples.iter().map(|s| s.unsigned_abs()).max().unwrap();
+        assert!(peak > 3000, "audible: peak {peak}");
+        assert!(synthesize("").unwrap().samples.len() < 16000);
+    }
+}
