@@ -14,6 +14,7 @@ use crate::media::frame::{Endpoint as AudioEndpoint, NullEndpoint, SampleRate};
 use crate::media::offer_answer::{LocalMedia, MediaPolicy, SdpSession};
 use crate::media::rtp_session::{RtpSession, RtpSockets};
 use crate::media::sdp::Direction;
+use crate::media::switchboard::Switchboard;
 use crate::media::wav::{WavSink, WavSource};
 use crate::sip::endpoint::Endpoint;
 use crate::sip::invite_server::{AnswerError, CallRequests, IncomingInvite, RING_TIMEOUT};
@@ -108,6 +109,10 @@ pub enum CallCommand {
     ReferAnswer(bool),
     /// Another call took this one's place (an INVITE with Replaces): end it.
     Replaced,
+    /// Hand the call to the AI voice agent.
+    Handoff,
+    /// Take the call back from the AI.
+    TakeBack,
 }
 
 /// A live call's handles, kept by the desk.
@@ -469,9 +474,11 @@ impl Desk {
             }
         };
         dialog.session_timer = timer;
-        let media = audio_endpoint(&self.inner.audio)
-            .and_then(|ep| RtpSession::start(rtp, negotiated, ep).map_err(|e| e.to_string()));
-        let mut media = match media {
+        // The switchboard sits between the desk's audio and the call, for handoffs to the AI.
+        let media = audio_endpoint(&self.inner.audio).map(Switchboard::wrap).and_then(|(board, ep)| {
+            RtpSession::start(rtp, negotiated, ep).map(|m| (m, board)).map_err(|e| e.to_string())
+        });
+        let (mut media, board) = match media {
             Ok(m) => m,
             Err(e) => {
                 tracing::error!(call_id, "cannot start the call's audio: {e}");
@@ -501,6 +508,7 @@ impl Desk {
         );
         call.dtmf_mode = self.dtmf_mode(account_id);
         call.account_id = account_id;
+        call.board = Some(board);
         let reason = self.in_call(&mut call).await;
         drop(levels);
         if let Err(e) = media.stop().await {

@@ -60,6 +60,16 @@ pub fn handle_line(desk: &Desk, line: &str) -> Value {
                 Err(e) => error(id, e.code, &e.message),
             }
         }
+        "handoff" | "takeback" => {
+            let Some(call_id) = obj.get("call_id").and_then(Value::as_str) else {
+                return error(id, "invalid_argument", "missing \"call_id\"");
+            };
+            let command = if cmd == "handoff" { CallCommand::Handoff } else { CallCommand::TakeBack };
+            match desk.call_command(call_id, command) {
+                Ok(()) => ack(id, Value::Null),
+                Err(e) => error(id, e.code, &e.message),
+            }
+        }
         "hold" | "resume" => {
             let Some(call_id) = obj.get("call_id").and_then(Value::as_str) else {
                 return error(id, "invalid_argument", "missing \"call_id\"");

@@ -122,6 +122,30 @@ pub enum Event {
         /// Whom to call.
         target: String,
     },
+    /// A call was handed to the AI voice agent, or came back to the desk.
+    Handoff {
+        /// The call.
+        call_id: String,
+        /// `ai` or `human`.
+        to: &'static str,
+        /// The agent's provider (`local`, ...).
+        provider: &'static str,
+        /// Why it came back, when not taken back from the desk: `ai_requested_human`,
+        /// `provider_error`, `provider_closed`, `provider_silent`, `provider_unavailable`.
+        reason: Option<&'static str>,
+    },
+    /// A line of the live transcript while the AI has the call.
+    Transcript {
+        /// The call.
+        call_id: String,
+        /// `caller` or `ai`.
+        speaker: &'static str,
+        /// The words (interim ones are replaced by the final line).
+        text: String,
+        /// Whether this is the final text of the utterance.
+        #[serde(rename = "final")]
+        is_final: bool,
+    },
     /// A call's microphone was muted or unmuted.
     Mute {
         /// The call.

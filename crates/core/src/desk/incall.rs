@@ -117,6 +117,10 @@ pub(super) struct InCall<'a> {
     pub(super) refer_pending: Option<(rsip::Request, String, Instant)>,
     /// A REFER from the far end being followed.
     pub(super) refer_follow: Option<super::transfer::ReferFollow>,
+    /// Where the call's frames flow (the desk or the AI).
+    pub(super) board: Option<crate::media::switchboard::Switchboard>,
+    /// The AI bridge while the AI has the call.
+    pub(super) bridge: Option<super::handoff::Bridge>,
 }
 
 impl<'a> InCall<'a> {
@@ -161,6 +165,8 @@ impl<'a> InCall<'a> {
             account_id: 0,
             refer_pending: None,
             refer_follow: None,
+            board: None,
+            bridge: None,
         }
     }
 
@@ -221,6 +227,10 @@ impl Desk {
     pub(super) async fn in_call(&self, c: &mut InCall<'_>) -> &'static str {
         let mut media_events = c.media.take_events();
         loop {
+            if c.bridge.as_ref().is_some_and(|b| b.finished()) {
+                // The AI gave the call back (or failed): the bridge already said so.
+                c.bridge = None;
+            }
             if let Some(req) = c.deferred.pop_front() {
                 if let Some(reason) = self.on_request(c, req).await {
                     return reason;
@@ -246,7 +256,12 @@ impl Desk {
                         Some(rx) => rx.recv().await,
                         None => std::future::pending().await,
                     }
-                } => self.emit(Event::Dtmf { call_id: c.call_id.to_string(), digit: digit.to_string(), direction: "in", method: "rfc4733" }),
+                } => {
+                    if let Some(b) = &c.bridge {
+                        let _ = b.inputs.send_dtmf(digit).await;
+                    }
+                    self.emit(Event::Dtmf { call_id: c.call_id.to_string(), digit: digit.to_string(), direction: "in", method: "rfc4733" })
+                }
                 _ = async { sleep_until(retry_at.unwrap_or_else(Instant::now)).await }, if retry_at.is_some() => {
                     let (_, on) = c.retry.take().unwrap_or((Instant::now(), false));
                     if let Some(reason) = self.set_hold(c, on).await {
@@ -390,6 +405,26 @@ impl Desk {
             Some(CallCommand::Dtmf(digit)) => self.send_dtmf(c, digit).await,
             Some(CallCommand::Transfer(target)) => self.send_refer(c, &target).await,
             Some(CallCommand::ReferAnswer(accept)) => self.decide_refer(c, accept).await,
+            Some(CallCommand::Handoff) if c.bridge.is_none() => {
+                let board = c.board.clone()?;
+                match self.start_handoff(c.call_id, &board).await {
+                    Ok(bridge) => c.bridge = Some(bridge),
+                    Err(e) => {
+                        tracing::warn!(call_id = c.call_id, "the AI cannot take the call: {e}");
+                        self.emit(Event::Handoff {
+                            call_id: c.call_id.to_string(),
+                            to: "human",
+                            provider: "local",
+                            reason: Some("provider_unavailable"),
+                        });
+                    }
+                }
+            }
+            Some(CallCommand::TakeBack) => {
+                if let Some(b) = c.bridge.take() {
+                    b.stop().await;
+                }
+            }
             Some(CallCommand::Replaced) => {
                 self.hangup(c.ep, c.dialog).await;
                 return Some("replaced");

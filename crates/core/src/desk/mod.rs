@@ -8,6 +8,7 @@ mod call_settings;
 mod calls;
 mod channel;
 mod events;
+mod handoff;
 mod incall;
 mod outgoing;
 mod status;
@@ -292,6 +293,8 @@ impl Desk {
                 | CallCommand::Dtmf(_)
                 | CallCommand::Mute(_)
                 | CallCommand::Transfer(_)
+                | CallCommand::Handoff
+                | CallCommand::TakeBack
         );
         if in_call {
             let state = self.calls_list().into_iter().find(|c| c.call_id == call_id).map(|c| c.state);

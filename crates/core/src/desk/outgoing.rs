@@ -10,6 +10,7 @@ use super::{ApiError, Desk};
 use crate::media::offer_answer::{LocalMedia, MediaPolicy, SdpSession};
 use crate::media::rtp_session::RtpSession;
 use crate::media::sdp::Direction;
+use crate::media::switchboard::Switchboard;
 use crate::sip::invite_client::{InviteResult, OutgoingInvite, Progress};
 use crate::sip::request;
 use crate::sip::transaction::Timers;
@@ -194,9 +195,11 @@ impl Desk {
             }
         };
         let codec = Some(negotiated.codec.name());
-        let media = audio_endpoint(&self.inner.audio)
-            .and_then(|e| RtpSession::start(rtp, negotiated, e).map_err(|e| e.to_string()));
-        let mut media = match media {
+        // The switchboard sits between the desk's audio and the call, for handoffs to the AI.
+        let media = audio_endpoint(&self.inner.audio).map(Switchboard::wrap).and_then(|(board, ep)| {
+            RtpSession::start(rtp, negotiated, ep).map(|m| (m, board)).map_err(|e| e.to_string())
+        });
+        let (mut media, board) = match media {
             Ok(m) => m,
             Err(e) => {
                 tracing::error!(call_id, "cannot start the call's audio: {e}");
@@ -213,6 +216,7 @@ impl Desk {
         call.we_own_call_id = true;
         call.dtmf_mode = self.dtmf_mode(account_id);
         call.account_id = account_id;
+        call.board = Some(board);
         let reason = self.in_call(&mut call).await;
         drop(levels);
         if let Err(e) = media.stop().await {

@@ -24,5 +24,6 @@ pub mod rtcp;
 pub mod rtp;
 pub mod rtp_session;
 pub mod sdp;
+pub mod switchboard;
 pub mod tone;
 pub mod wav;

@@ -1,0 +1,183 @@
+//! Handing a live call to the AI voice agent and taking it back.
+//!
+//! The call's [`Switchboard`] decides where frames flow; the bridge task here joins it to an
+//! [`AgentSession`]: caller frames go to the agent, the agent's audio is converted to the call's
+//! rate and queued as 20 ms frames (the RTP tick paces them), the caller speaking flushes the
+//! queue (barge-in), transcripts become `transcript` events. The call is never dropped because
+//! the AI failed: an error, a closed session or 10 s without the reply the caller is waiting for
+//! returns the call to the desk at once, with a `handoff` event saying why, and an alert tone.
+
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::{Desk, Event};
+use crate::agent::{AgentError, AgentEvent, AgentInputs, LocalAgent, SessionConfig, VoiceAgent};
+use crate::media::codec::StreamResampler;
+use crate::media::frame::{Frame, SampleRate};
+use crate::media::switchboard::Switchboard;
+
+/// How long the caller may wait for the agent's voice (the greeting, or a reply) before the
+/// call goes back to the desk.
+const NO_AUDIO_LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// A running handoff: stop it to take the call back.
+pub(super) struct Bridge {
+    cancel: CancellationToken,
+    /// The agent's inputs (DTMF heard in the call goes there).
+    pub(super) inputs: AgentInputs,
+    done: tokio::task::JoinHandle<()>,
+}
+
+impl Bridge {
+    /// True once the bridge has ended by itself (the AI gave the call back or failed).
+    pub(super) fn finished(&self) -> bool {
+        self.done.is_finished()
+    }
+
+    /// Takes the call back; returns once the desk has it.
+    pub(super) async fn stop(self) {
+        self.cancel.cancel();
+        let _ = self.done.await;
+    }
+}
+
+/// Why the agent gave the call back.
+fn failure_reason(e: &AgentError) -> &'static str {
+    match e {
+        AgentError::Closed => "provider_closed",
+        _ => "provider_error",
+    }
+}
+
+impl Desk {
+    /// Hands `call_id` to the local agent: opens a session, switches the call's audio to it and
+    /// starts the bridge. Err (with the reason) leaves the call with the desk.
+    pub(super) async fn start_handoff(&self, call_id: &str, board: &Switchboard) -> Result<Bridge, String> {
+        let agent = LocalAgent::sample().map_err(|e| e.to_string())?;
+        let config = SessionConfig { input: crate::agent::AudioFormat::Pcm(board.rate()), ..SessionConfig::default() };
+        let session = agent.open(config).await.map_err(|e| e.to_string())?;
+        let (inputs, events) = session.split();
+        let caller = board.to_agent();
+        let provider = agent.name();
+        self.emit(Event::Handoff { call_id: call_id.to_string(), to: "ai", provider, reason: None });
+        let cancel = CancellationToken::new();
+        let (desk, id, token, board, bridge_inputs) =
+            (self.clone(), call_id.to_string(), cancel.clone(), board.clone(), inputs.clone());
+        let done = tokio::spawn(async move {
+            let bridge = run_bridge(desk.clone(), id.clone(), board.clone(), bridge_inputs.clone(), events, caller);
+            let reason = tokio::select! {
+                _ = token.cancelled() => "takeback",
+                r = bridge => r,
+            };
+            // Whatever ended it, the desk has the call from the next frame on.
+            board.to_desk();
+            let _ = bridge_inputs.close().await;
+            tracing::info!(call_id = %id, reason, "the call is back with the desk");
+            let failed = !matches!(reason, "takeback" | "ai_requested_human");
+            desk.emit(Event::Handoff {
+                call_id: id,
+                to: "human",
+                provider,
+                reason: (reason != "takeback").then_some(reason),
+            });
+            if reason != "takeback" {
+                // Alert whoever is at the desk: the call is theirs again (failed: 3 beeps' worth).
+                let _tone = super::tones::play(&desk.inner.audio, crate::media::tone::ToneSpec::call_waiting());
+                tokio::time::sleep(std::time::Duration::from_millis(if failed { 3000 } else { 400 })).await;
+            }
+        });
+        Ok(Bridge { cancel, inputs, done })
+    }
+}
+
+/// Runs until the agent gives the call back or fails; the desk then has the call again.
+async fn run_bridge(
+    desk: Desk,
+    call_id: String,
+    board: Switchboard,
+    inputs: AgentInputs,
+    mut events: mpsc::Receiver<AgentEvent>,
+    mut caller: mpsc::UnboundedReceiver<Frame>,
+) -> &'static str {
+    let mut to_call: Option<(SampleRate, StreamResampler, Vec<i16>)> = None;
+    let mut waiting_since = Some(tokio::time::Instant::now());
+    let mut handoff_after_audio = false;
+    let reason = loop {
+        let deadline = waiting_since.map(|t| t + NO_AUDIO_LIMIT);
+        tokio::select! {
+            frame = caller.recv() => match frame {
+                Some(f) => {
+                    // A provider that falls behind drops audio rather than stall the call.
+                    if let Err(e) = inputs.send_audio(crate::agent::AgentAudio::from_frame(&f)) {
+                        if !matches!(e, AgentError::Backlog) {
+                            break failure_reason(&e);
+                        }
+                    }
+                }
+                None => break "takeback",
+            },
+            ev = events.recv() => {
+                let Some(ev) = ev else { break "provider_closed" };
+                match ev {
+                    AgentEvent::AgentAudio { rate, samples } => {
+                        waiting_since = None;
+                        queue_audio(&board, &mut to_call, rate, &samples);
+                    }
+                    AgentEvent::UserSpeechStarted => {
+                        let dropped = board.flush();
+                        tracing::debug!(call_id, dropped, "barge-in: agent audio flushed");
+                    }
+                    AgentEvent::UserSpeechStopped => waiting_since = Some(tokio::time::Instant::now()),
+                    AgentEvent::UserTranscript { text, is_final } => desk.emit(Event::Transcript {
+                        call_id: call_id.clone(), speaker: "caller", text, is_final,
+                    }),
+                    AgentEvent::AgentTranscript { text } => desk.emit(Event::Transcript {
+                        call_id: call_id.clone(), speaker: "ai", text, is_final: true,
+                    }),
+                    AgentEvent::AgentTranscriptDelta { text } => desk.emit(Event::Transcript {
+                        call_id: call_id.clone(), speaker: "ai", text, is_final: false,
+                    }),
+                    AgentEvent::HandoffRequested { reason } => {
+                        tracing::info!(call_id, "the agent asks for a human: {reason}");
+                        handoff_after_audio = true;
+                    }
+                    AgentEvent::Error { message, fatal } => {
+                        tracing::warn!(call_id, fatal, "agent error: {message}");
+                        if fatal {
+                            break "provider_error";
+                        }
+                    }
+                    AgentEvent::Closed => break "provider_closed",
+                    AgentEvent::Ready | AgentEvent::AgentAudioDone | AgentEvent::Usage(_) => {}
+                }
+            }
+            _ = async { tokio::time::sleep_until(deadline.unwrap_or_else(tokio::time::Instant::now)).await },
+                if deadline.is_some() => break "provider_silent",
+            // The agent's goodbye or "please hold" plays out before the desk takes over.
+            _ = tokio::time::sleep(std::time::Duration::from_millis(20)),
+                if handoff_after_audio && board.queued() == 0 => break "ai_requested_human",
+        }
+    };
+    reason
+}
+
+/// Converts agent audio to the call's rate and queues it as whole 20 ms frames.
+fn queue_audio(
+    board: &Switchboard,
+    state: &mut Option<(SampleRate, StreamResampler, Vec<i16>)>,
+    rate: SampleRate,
+    samples: &[i16],
+) {
+    if state.as_ref().is_none_or(|(r, _, _)| *r != rate) {
+        *state = Some((rate, StreamResampler::new(rate, board.rate()), Vec::new()));
+    }
+    let Some((rate, resampler, pending)) = state.as_mut() else { return };
+    pending.extend_from_slice(samples);
+    let n = rate.frame_samples();
+    while pending.len() >= n {
+        let mut out = Frame::silence(board.rate());
+        resampler.process(&pending[..n], out.samples_mut());
+        pending.drain(..n);
+        board.queue(out);
+    }
+}

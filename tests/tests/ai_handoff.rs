@@ -1,0 +1,147 @@
+//! Handing a live call to the offline local agent, end to end: baresip calls the desk and plays
+//! a flite-spoken question padded with silence; the desk answers and hands the call to the AI;
+//! the caller hears the agent's greeting and its reply to the question. What baresip recorded is
+//! cut into utterances and recognised by pocketsphinx against every sentence the script can say
+//! plus distractors (silence must match nothing); the desk's transcript holds the caller's words.
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use sipdesk_core::agent::asr::Recognizer;
+use sipdesk_core::agent::grammar::{Grammar, SpeechModel};
+use sipdesk_core::agent::script::{words, DialogScript};
+use sipdesk_core::media::resample::resample;
+use sipdesk_e2e::audio::read_wav;
+use sipdesk_e2e::baresip::{self, Baresip, BaresipConfig};
+use sipdesk_e2e::kamailio::{self, Config, Kamailio};
+use sipdesk_e2e::sipdesk::{add_account, Running};
+
+const QUESTION: &str = "I have a question about my bill";
+
+/// Writes 8 kHz mono: `lead` s of silence, the sentence, `tail` s of silence.
+fn spoken_wav(path: &std::path::Path, text: &str, lead: f64, tail: f64) {
+    let speech = sipdesk_core::agent::tts::synthesize(text).expect("flite");
+    let at8k = resample(&speech.samples, speech.rate.hz(), 8000);
+    let spec =
+        hound::WavSpec { channels: 1, sample_rate: 8000, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
+    let mut w = hound::WavWriter::create(path, spec).unwrap();
+    for _ in 0..(lead * 8000.0) as usize {
+        w.write_sample(0i16).unwrap();
+    }
+    for s in at8k {
+        w.write_sample(s).unwrap();
+    }
+    for _ in 0..(tail * 8000.0) as usize {
+        w.write_sample(0i16).unwrap();
+    }
+    w.finalize().unwrap();
+}
+
+/// Cuts 8 kHz audio into utterances separated by at least 300 ms of near-silence.
+fn utterances(samples: &[i16]) -> Vec<&[i16]> {
+    let loud: Vec<bool> = samples.chunks(80).map(|w| w.iter().any(|s| s.unsigned_abs() > 300)).collect();
+    let (mut out, mut start, mut quiet) = (Vec::new(), None::<usize>, 0);
+    for (i, l) in loud.iter().enumerate() {
+        match (start, *l) {
+            (None, true) => (start, quiet) = (Some(i), 0),
+            (Some(_), true) => quiet = 0,
+            (Some(s), false) => {
+                quiet += 1;
+                if quiet >= 30 {
+                    out.push(&samples[s * 80..(i + 1 - quiet) * 80]);
+                    start = None;
+                }
+            }
+            (None, false) => {}
+        }
+    }
+    if let Some(s) = start {
+        out.push(&samples[s * 80..]);
+    }
+    out.into_iter().filter(|u| u.len() > 2400).collect()
+}
+
+#[test]
+fn the_local_agent_answers_a_handed_over_call() {
+    let mut needed = vec![];
+    needed.extend_from_slice(baresip::PROGRAMS);
+    needed.extend_from_slice(kamailio::PROGRAMS);
+    if !sipdesk_e2e::require_programs("ai_handoff", &needed) {
+        return;
+    }
+    let k = Kamailio::start(&Config {
+        users: vec![("1001".into(), "pw-1001".into()), ("2001".into(), "pw-2001".into())],
+        max_expires: 60,
+        ..Config::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let wav = dir.path().join("caller.wav");
+    // The greeting takes about 6 s: ask after it, then leave time for the reply.
+    spoken_wav(&wav, QUESTION, 8.0, 9.0);
+    let mut phone = Baresip::start(&BaresipConfig {
+        user: "2001".into(),
+        password: "pw-2001".into(),
+        registrar_port: k.port,
+        codec: "pcmu",
+        play_wav: Some(wav),
+        record_dir: dir.path().join("rec"),
+        ..BaresipConfig::default()
+    });
+    phone.wait_registered(Duration::from_secs(10));
+    let db = dir.path().join("desk.db");
+    add_account(
+        &db,
+        &["--host", "127.0.0.1", "--port", &k.port.to_string(), "--user", "1001", "--interval", "60", "--activate"],
+        "pw-1001",
+    );
+    let mut desk = Running::start(&db, &["--auto-answer", "--audio", "null"], &[]);
+    desk.wait_for("registered", Duration::from_secs(10), |v| {
+        v["event"] == "registration" && v["state"] == "registered"
+    });
+    phone.dial(&format!("sip:1001@127.0.0.1:{}", k.port));
+    let active = desk.wait_for("active", Duration::from_secs(10), |v| v["event"] == "call" && v["state"] == "active");
+    let id = active["call_id"].as_str().unwrap().to_string();
+    let r = desk.command(json!({"id": 1, "cmd": "handoff", "call_id": id}));
+    assert_eq!(r["event"], "ack", "{r}");
+    let h = desk.wait_for("handoff", Duration::from_secs(5), |v| v["event"] == "handoff");
+    assert_eq!((h["to"].as_str(), h["provider"].as_str()), (Some("ai"), Some("local")), "{h}");
+    let heard = desk.wait_for("caller transcript", Duration::from_secs(20), |v| {
+        v["event"] == "transcript" && v["speaker"] == "caller" && v["final"] == true
+    });
+    assert_eq!(heard["text"].as_str(), Some("i have a question about my bill"), "{heard}");
+    desk.wait_for("reply", Duration::from_secs(10), |v: &Value| {
+        v["event"] == "transcript" && v["speaker"] == "ai" && v["text"].as_str().is_some_and(|t| t.contains("bill"))
+    });
+    desk.wait_for("ended", Duration::from_secs(20), |v| v["event"] == "call" && v["state"] == "ended");
+    phone.wait_event("CALL_CLOSED", Duration::from_secs(5));
+
+    let script = DialogScript::sample();
+    let mut candidates: Vec<String> = vec![script.greeting.clone()];
+    candidates.extend(script.intents.iter().map(|i| i.reply.clone()));
+    let sentences: Vec<String> = candidates
+        .iter()
+        .flat_map(|t| {
+            t.split(['.', '?', '!']).map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect::<Vec<_>>()
+        })
+        .chain(["the weather is sunny today", "our office is closed now"].map(String::from))
+        .collect();
+    let refs: Vec<&str> = sentences.iter().map(String::as_str).collect();
+    let grammar = Grammar::for_sentences(&refs);
+    let model = SpeechModel::default();
+    let mut recognizer = Recognizer::new(&model, &grammar, &grammar.lexicon(&model).unwrap()).unwrap();
+    assert_eq!(recognizer.recognize(&vec![0i16; 16000]).unwrap(), None, "silence matches nothing");
+    let recs = phone.received_recordings();
+    assert_eq!(recs.len(), 1, "{recs:?}");
+    let (samples, rate) = read_wav(&recs[0]);
+    assert_eq!(rate, 8000);
+    let said: Vec<String> = utterances(&samples)
+        .into_iter()
+        .filter_map(|u| recognizer.recognize(&resample(u, 8000, 16000)).unwrap())
+        .collect();
+    eprintln!("the caller heard: {said:?}");
+    let expect = |s: &str| words(s).join(" ");
+    assert!(said.contains(&expect("Please tell me briefly why you are calling")), "greeting: {said:?}");
+    assert!(said.contains(&expect("I can help with your bill")), "the reply to the question: {said:?}");
+    let (code, _) = desk.terminate(Duration::from_secs(3));
+    assert!(code.success());
+}
