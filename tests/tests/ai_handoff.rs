@@ -61,6 +61,143 @@ fn utterances(samples: &[i16]) -> Vec<&[i16]> {
     out.into_iter().filter(|u| u.len() > 2400).collect()
 }
 
+/// Kamailio, a baresip caller playing `wav`, and a desk with `--auto-answer` and `audio`; the
+/// phone calls the desk and the call is handed to the AI at once. Returns the call id too.
+struct Rig {
+    _k: Kamailio,
+    phone: Baresip,
+    desk: Running,
+    id: String,
+    _dir: tempfile::TempDir,
+}
+
+fn rig(wav_text: Option<(&str, f64, f64)>, silence: f64, audio: &str) -> Option<Rig> {
+    let mut needed = vec![];
+    needed.extend_from_slice(baresip::PROGRAMS);
+    needed.extend_from_slice(kamailio::PROGRAMS);
+    if !sipdesk_e2e::require_programs("ai_handoff", &needed) {
+        return None;
+    }
+    let k = Kamailio::start(&Config {
+        users: vec![("1001".into(), "pw-1001".into()), ("2001".into(), "pw-2001".into())],
+        max_expires: 60,
+        ..Config::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let wav = dir.path().join("caller.wav");
+    match wav_text {
+        Some((text, lead, tail)) => spoken_wav(&wav, text, lead, tail),
+        None => sipdesk_e2e::audio::write_tone_wav(&wav, 0.0, 8000, 0.0, -100.0, silence),
+    }
+    let mut phone = Baresip::start(&BaresipConfig {
+        user: "2001".into(),
+        password: "pw-2001".into(),
+        registrar_port: k.port,
+        codec: "pcmu",
+        play_wav: Some(wav),
+        record_dir: dir.path().join("rec"),
+        ..BaresipConfig::default()
+    });
+    phone.wait_registered(Duration::from_secs(10));
+    let db = dir.path().join("desk.db");
+    add_account(
+        &db,
+        &["--host", "127.0.0.1", "--port", &k.port.to_string(), "--user", "1001", "--interval", "60", "--activate"],
+        "pw-1001",
+    );
+    sipdesk_e2e::audio::write_tone_wav(&dir.path().join("desk.wav"), 1400.0, 8000, 60.0, -12.0, 0.0);
+    let audio = audio.replace("{dir}", &dir.path().display().to_string());
+    let mut desk = Running::start(&db, &["--auto-answer", "--audio", &audio], &[]);
+    desk.wait_for("registered", Duration::from_secs(10), |v| {
+        v["event"] == "registration" && v["state"] == "registered"
+    });
+    phone.dial(&format!("sip:1001@127.0.0.1:{}", k.port));
+    let active = desk.wait_for("active", Duration::from_secs(10), |v| v["event"] == "call" && v["state"] == "active");
+    let id = active["call_id"].as_str().unwrap().to_string();
+    phone.wait_event("CALL_ESTABLISHED", Duration::from_secs(5));
+    Some(Rig { _k: k, phone, desk, id, _dir: dir })
+}
+
+/// What half a second of 8 kHz audio holds: silence, the desk's 1400 Hz tone, or other sound.
+fn kinds(samples: &[i16]) -> Vec<&'static str> {
+    samples
+        .chunks_exact(4000)
+        .map(|w| {
+            let a = sipdesk_e2e::audio::analyse(w, 8000);
+            if a.rms_dbfs < -45.0 {
+                "silence"
+            } else if (a.dominant_hz - 1400.0).abs() < 30.0 && a.coverage > 0.9 {
+                "tone"
+            } else {
+                "speech"
+            }
+        })
+        .collect()
+}
+
+fn runs(kinds: &[&'static str]) -> Vec<&'static str> {
+    let mut out: Vec<&'static str> = Vec::new();
+    for k in kinds {
+        if out.last() != Some(k) {
+            out.push(k);
+        }
+    }
+    out
+}
+
+#[test]
+fn taking_back_mid_sentence_gives_the_caller_the_desk_again() {
+    let Some(mut r) = rig(None, 30.0, "file:{dir}/desk.wav,{dir}/heard.wav") else { return };
+    std::thread::sleep(Duration::from_millis(1500));
+    let cmd = r.desk.command(json!({"id": 1, "cmd": "handoff", "call_id": r.id}));
+    assert_eq!(cmd["event"], "ack", "{cmd}");
+    // Mid-greeting: the agent is still talking.
+    std::thread::sleep(Duration::from_millis(2500));
+    let cmd = r.desk.command(json!({"id": 2, "cmd": "takeback", "call_id": r.id}));
+    assert_eq!(cmd["event"], "ack", "{cmd}");
+    let back = r.desk.wait_for("back", Duration::from_secs(5), |v| v["event"] == "handoff" && v["to"] == "human");
+    assert!(back["reason"].is_null(), "{back}");
+    std::thread::sleep(Duration::from_millis(2000));
+    r.phone.hangup();
+    r.phone.wait_event("CALL_CLOSED", Duration::from_secs(5));
+    let recs = r.phone.received_recordings();
+    let (samples, _) = read_wav(&recs[0]);
+    let seen = runs(&kinds(&samples));
+    eprintln!("the caller heard: {seen:?}");
+    assert!(seen.windows(3).any(|w| w == ["tone", "speech", "tone"]), "desk, then the agent, then the desk: {seen:?}");
+    let (code, _) = r.desk.terminate(Duration::from_secs(3));
+    assert!(code.success());
+}
+
+#[test]
+fn a_zero_key_makes_the_agent_ask_for_a_person_and_the_call_returns() {
+    let Some(mut r) = rig(None, 30.0, "null") else { return };
+    let cmd = r.desk.command(json!({"id": 1, "cmd": "handoff", "call_id": r.id}));
+    assert_eq!(cmd["event"], "ack", "{cmd}");
+    // After the greeting, the caller presses 0 ("a person"), which reaches the dialog as DTMF.
+    r.desk.wait_for("greeting", Duration::from_secs(10), |v| {
+        v["event"] == "transcript" && v["speaker"] == "ai" && v["final"] == true
+    });
+    std::thread::sleep(Duration::from_secs(6));
+    r.phone.command("sndcode", Some("0")).expect("sndcode");
+    let back =
+        r.desk.wait_for("back to the desk", Duration::from_secs(15), |v| v["event"] == "handoff" && v["to"] == "human");
+    assert_eq!(back["reason"], "ai_requested_human", "{back}");
+    let said: Vec<String> = r
+        .desk
+        .seen()
+        .iter()
+        .filter(|v| v["event"] == "transcript" && v["speaker"] == "ai" && v["final"] == true)
+        .map(|v| v["text"].as_str().unwrap_or("").to_string())
+        .collect();
+    assert!(said.iter().any(|t| t.contains("transfer you to a person")), "{said:?}");
+    // The call goes on with the desk.
+    assert!(!r.desk.seen().iter().any(|v| v["event"] == "call" && v["state"] == "ended"));
+    r.phone.hangup();
+    let (code, _) = r.desk.terminate(Duration::from_secs(3));
+    assert!(code.success());
+}
+
 #[test]
 fn the_local_agent_answers_a_handed_over_call() {
     let mut needed = vec![];
@@ -143,5 +280,44 @@ fn the_local_agent_answers_a_handed_over_call() {
     assert!(said.contains(&expect("Please tell me briefly why you are calling")), "greeting: {said:?}");
     assert!(said.contains(&expect("I can help with your bill")), "the reply to the question: {said:?}");
     let (code, _) = desk.terminate(Duration::from_secs(3));
+    assert!(code.success());
+}
+
+/// Barge-in: the caller asks while the greeting still plays; the rest of the greeting is
+/// flushed (the caller never hears its last sentence) and the agent answers the question.
+#[test]
+fn the_caller_speaking_over_the_greeting_cuts_it_short() {
+    let Some(mut r) = rig(Some((QUESTION, 3.0, 10.0)), 0.0, "null") else { return };
+    let cmd = r.desk.command(json!({"id": 1, "cmd": "handoff", "call_id": r.id}));
+    assert_eq!(cmd["event"], "ack", "{cmd}");
+    let heard = r.desk.wait_for("caller transcript", Duration::from_secs(20), |v| {
+        v["event"] == "transcript" && v["speaker"] == "caller" && v["final"] == true
+    });
+    assert_eq!(heard["text"].as_str(), Some("i have a question about my bill"), "{heard}");
+    r.desk.wait_for("ended", Duration::from_secs(25), |v| v["event"] == "call" && v["state"] == "ended");
+    r.phone.wait_event("CALL_CLOSED", Duration::from_secs(5));
+    let script = DialogScript::sample();
+    let mut candidates: Vec<String> = vec![script.greeting.clone()];
+    candidates.extend(script.intents.iter().map(|i| i.reply.clone()));
+    let sentences: Vec<String> = candidates
+        .iter()
+        .flat_map(|t| {
+            t.split(['.', '?', '!']).map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect::<Vec<_>>()
+        })
+        .collect();
+    let refs: Vec<&str> = sentences.iter().map(String::as_str).collect();
+    let grammar = Grammar::for_sentences(&refs);
+    let model = SpeechModel::default();
+    let mut recognizer = Recognizer::new(&model, &grammar, &grammar.lexicon(&model).unwrap()).unwrap();
+    let (samples, _) = read_wav(&r.phone.received_recordings()[0]);
+    let said: Vec<String> = utterances(&samples)
+        .into_iter()
+        .filter_map(|u| recognizer.recognize(&resample(u, 8000, 16000)).unwrap())
+        .collect();
+    eprintln!("the caller heard: {said:?}");
+    let expect = |s: &str| words(s).join(" ");
+    assert!(!said.contains(&expect("Please tell me briefly why you are calling")), "flushed: {said:?}");
+    assert!(said.contains(&expect("I can help with your bill")), "answered: {said:?}");
+    let (code, _) = r.desk.terminate(Duration::from_secs(3));
     assert!(code.success());
 }
