@@ -62,6 +62,7 @@ use sipdesk_core::media::codec::for_codec;
 use sipdesk_core::media::device::DeviceEndpoint;
 use sipdesk_core::media::frame::{Endpoint, Frame, FrameSink, FrameSource, SampleRate, SourcePoll};
 use sipdesk_core::media::offer_answer::{Codec, Negotiated};
+use sipdesk_core::media::rate_convert::RateConverter;
 use sipdesk_core::media::rtp::{RtpHeader, RtpPacket};
 use sipdesk_core::media::rtp_session::{RtpSession, RtpSockets, RtpStats};
 use sipdesk_core::media::sdp::Direction;
@@ -239,7 +240,7 @@ impl FarEnd {
                 }
                 pcm.fill(0);
                 let is_click =
-                    n >= WARMUP_FRAMES && (n - WARMUP_FRAMES) % CLICK_EVERY_FRAMES == 0 && sent.len() < clicks;
+                    n >= WARMUP_FRAMES && (n - WARMUP_FRAMES).is_multiple_of(CLICK_EVERY_FRAMES) && sent.len() < clicks;
                 if is_click {
                     pcm[..burst.len()].copy_from_slice(&burst);
                 }
@@ -315,7 +316,7 @@ impl FrameSource for ClickSource {
         out.reset(self.rate);
         let n = self.polls;
         self.polls += 1;
-        if n >= WARMUP_FRAMES && (n - WARMUP_FRAMES) % CLICK_EVERY_FRAMES == 0 && self.left > 0 {
+        if n >= WARMUP_FRAMES && (n - WARMUP_FRAMES).is_multiple_of(CLICK_EVERY_FRAMES) && self.left > 0 {
             self.left -= 1;
             out.samples_mut()[..self.burst.len()].copy_from_slice(&self.burst);
             self.yielded.lock().unwrap().push(Instant::now());
@@ -412,12 +413,14 @@ fn through_the_core(rt: &tokio::runtime::Runtime, codec: Codec, clicks: usize) {
 /// A reference capture stream on the source `name` (a PulseAudio/PipeWire name such as
 /// `mic.monitor`), opened like the endpoint opens its devices; returns the stream and the times
 /// it found click onsets.
-fn reference_capture(name: &str) -> (cpal::Stream, Arc<Mutex<Vec<(Instant, ())>>>) {
+fn reference_capture(name: &str) -> (cpal::Stream, Found) {
     reference_capture_sized(name).0
 }
 
-/// [`reference_capture`], also returning the size of each callback's buffer, in samples.
+/// Times a reference stream found click onsets.
 type Found = Arc<Mutex<Vec<(Instant, ())>>>;
+
+/// [`reference_capture`], also returning the size of each callback's buffer, in samples.
 fn reference_capture_sized(name: &str) -> ((cpal::Stream, Found), Arc<Mutex<Vec<usize>>>) {
     let host = cpal::default_host();
     let dev = host
@@ -557,6 +560,9 @@ impl FrameSource for TimedSource {
     }
 }
 
+/// A stall to make: after this many clicks, for this long; when it began is noted.
+type Stall = (usize, Duration, Arc<Mutex<Option<Instant>>>);
+
 /// Wraps the device endpoint's sink: stamps each frame holding a click onset as it is handed
 /// over, before the sink's own work (resampling, the playback ring).
 struct TimedSink {
@@ -565,7 +571,7 @@ struct TimedSink {
     log: Arc<Mutex<Vec<(Instant, ())>>>,
     /// Blocks the session's task this long once, after this many clicks (a hiccup of the
     /// machine), and notes when.
-    stall: Option<(usize, Duration, Arc<Mutex<Option<Instant>>>)>,
+    stall: Option<Stall>,
 }
 
 impl FrameSink for TimedSink {
@@ -800,6 +806,24 @@ fn device_incident(rt: &tokio::runtime::Runtime, rig: &PipeWire, codec: Codec, c
     }
 }
 
+/// How much later a click comes out of the core's rate converter (device rate <-> call rate)
+/// than it went in, in ms, fed in pieces of a device callback's size.
+fn conversion_delay_ms(from: u32, to: u32) -> f64 {
+    let mut conv = RateConverter::new(from, to);
+    let at = from as usize / 5;
+    let mut input = vec![0i16; from as usize];
+    let burst = click(from);
+    input[at..at + burst.len()].copy_from_slice(&burst);
+    let mut out = Vec::with_capacity(to as usize * 2);
+    for piece in input.chunks(from as usize / 100) {
+        conv.process(piece, &mut out);
+    }
+    let mut onsets = Onsets::new(to);
+    onsets
+        .feed(out.iter().map(|s| i32::from(*s)))
+        .map_or(f64::NAN, |i| (i as f64 / f64::from(to) - at as f64 / f64::from(from)) * 1000.0)
+}
+
 fn main() {
     let clicks = clicks();
     let rt = runtime();
@@ -834,7 +858,13 @@ fn main() {
     let os_out_ms = median(&os_out);
     println!("(b) through the audio device (PipeWire null sinks, cpal, 48 kHz, 10 ms buffers):");
     println!("  audio system alone, output callback -> spk.monitor: {}", summary(&[os_out]));
-    println!("  (a capture callback brings {:.0} samples, median)", median(&sizes));
+    println!(
+        "  (a capture callback brings {:.0} samples, median; the core's rate conversion delays audio by {:.1} ms \
+         from 48 to 8 kHz and {:.1} ms from 8 to 48 kHz, inside the figures below)",
+        median(&sizes),
+        conversion_delay_ms(DEVICE_HZ, 8000),
+        conversion_delay_ms(8000, DEVICE_HZ)
+    );
     for codec in [Codec::Pcmu, Codec::Opus] {
         through_the_device(&rt, &rig, codec, clicks, os_out_ms);
     }
