@@ -12,7 +12,7 @@
 //! the window's fastest packet it arrived (a late-comer waits less for the same playout point).
 //!
 //! *Adjustment.* [`JitterBuffer::rate_ratio`] tells the caller's [`super::playout::Stretcher`]
-//! to consume 2% faster or slower until the delay meets the target, so the playout clock drifts
+//! to consume 1-2% faster or slower until the delay meets the target, so the playout clock drifts
 //! (no ear hears 2%) instead of jumping (a click). A packet whose turn has passed is dropped as
 //! late; a missing one is reported so the caller conceals it. Slots are allocated once.
 
@@ -35,8 +35,9 @@ const SLOTS: usize = 24;
 const MAX_PAYLOAD: usize = 1500;
 /// Missing packets in a row that are concealed before the buffer skips ahead or refills.
 pub const MAX_CONCEAL: u32 = 5;
-/// How far the playout clock may drift from real time while adjusting.
-const DRIFT: f64 = 0.02;
+/// One step of playout clock drift while adjusting (1%: a pitch change no ear notices; two
+/// steps when the delay is far off).
+const DRIFT: f64 = 0.01;
 
 /// What happened to a pushed packet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -109,7 +110,7 @@ pub struct JitterBuffer {
     min_transit: f64,
     target_ms: f64,
     delay_ms: Option<f64>,
-    /// -1 slower, 0 steady, +1 faster.
+    /// In steps of [`DRIFT`]: negative slower, 0 steady, positive faster.
     drift: i8,
     /// The lowest target for this stream (see [`JitterBuffer::set_min_target_ms`]).
     min_target_ms: f64,
@@ -335,15 +336,17 @@ impl JitterBuffer {
         };
         self.delay_ms = Some(smoothed);
         let error = smoothed - self.target_ms;
-        // Hysteresis: start adjusting beyond 15 ms off, stop within 3 ms.
-        self.drift = if error > 15.0 {
-            1
-        } else if error < -15.0 {
-            -1
-        } else if error.abs() < 3.0 {
+        // Hysteresis: adjust by 1% beyond 8 ms off and 2% beyond 25 ms, stop within 2 ms. The
+        // small step keeps the delay near its target without audible pitch change.
+        let step = if error.abs() > 25.0 { 2 } else { 1 };
+        self.drift = if error > 8.0 {
+            step
+        } else if error < -8.0 {
+            -step
+        } else if error.abs() < 2.0 {
             0
         } else {
-            self.drift
+            self.drift.signum()
         };
     }
 }

@@ -329,14 +329,15 @@ struct Loop {
     hold_music: Option<HoldMusic>,
 }
 
-/// A jitter buffer for `codec`: Opus keeps at least two packets so FEC can rebuild a loss.
-fn jitter_for(codec: Codec, clock_rate: u32) -> JitterBuffer {
-    let mut jb = JitterBuffer::new(clock_rate);
-    if matches!(codec, Codec::Opus) {
-        jb.set_min_target_ms(40.0);
-    }
-    jb
+/// A jitter buffer for `codec` (the lowest target rises for Opus once loss is seen; see
+/// [`Loop::play_frame`]).
+fn jitter_for(_codec: Codec, clock_rate: u32) -> JitterBuffer {
+    JitterBuffer::new(clock_rate)
 }
+
+/// Opus's lowest buffer target once packets are lost: two packets, so the next one's FEC is
+/// there to rebuild a loss. Until then the lowest target is one packet (less delay).
+const OPUS_FEC_FLOOR_MS: f64 = 40.0;
 
 /// How long the latched RTP source must be quiet before another may take its place.
 const RELATCH_AFTER: std::time::Duration = std::time::Duration::from_millis(500);
@@ -551,6 +552,7 @@ impl Loop {
         }
         let now = Instant::now();
         let ratio = self.jitter.rate_ratio();
+        let mut lost = false;
         let (jitter, codec, stats) = (&mut self.jitter, &mut self.codec, &self.stats);
         self.stretcher.produce(self.decoded.samples_mut(), ratio, |pcm: &mut [i16]| {
             let concealed = match jitter.take(now) {
@@ -564,6 +566,7 @@ impl Loop {
                     }
                 },
                 Take::Missing { next } => {
+                    lost = true;
                     stats.concealed.fetch_add(1, Ordering::Relaxed);
                     next.is_some_and(|n| codec.recover(n, pcm)) || codec.conceal(pcm)
                 }
@@ -573,6 +576,9 @@ impl Loop {
                 pcm.fill(0);
             }
         });
+        if lost && matches!(self.neg.codec, Codec::Opus) {
+            self.jitter.set_min_target_ms(OPUS_FEC_FLOOR_MS);
+        }
         self.down.process(self.decoded.samples(), frame.samples_mut());
         self.publish_buffer_stats();
         self.stats.rx_level_cdb.store(frame_level_cdb(frame.samples()), Ordering::Relaxed);
