@@ -22,6 +22,8 @@ const COMMANDS: &[&str] = &[
     "call_resume",
     "call_dtmf",
     "call_transfer",
+    "call_handoff",
+    "call_takeback",
     "calls_swap",
     "call_refer_answer",
     "calls_list",
@@ -33,6 +35,11 @@ const COMMANDS: &[&str] = &[
     "audio_settings_set",
     "audio_test_tone",
     "mic_meter",
+    "ai_agents_list",
+    "ai_agent_update",
+    "ai_agent_set_default",
+    "ai_policy_get",
+    "ai_policy_set",
 ];
 
 fn main() {

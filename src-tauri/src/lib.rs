@@ -1,12 +1,12 @@
 //! The SipDesk desktop app: a thin Tauri shell. Each command is a one-liner into the core's
 //! [`Desk`]; every core event is re-emitted to the webview on [`EVENT_CHANNEL`] unchanged, and an
-//! incoming call brings the window to the front.
+//! incoming call (or a call the AI gave back) brings the window to the front.
 
 use sipdesk_core::desk::{
-    AccountStatus, ApiError, AudioDevices, AudioSettings, CallCommand, CallSettings, CallView, Desk, DeskOptions,
-    DeskStatus, Event, EventEnvelope, ReferPolicy, UiSettings,
+    AccountStatus, AiPolicy, AiPolicyDraft, ApiError, AudioDevices, AudioSettings, CallCommand, CallSettings, CallView,
+    Desk, DeskOptions, DeskStatus, Event, EventEnvelope, ReferPolicy, UiSettings,
 };
-use sipdesk_core::store::{AccountDraft, CallRecord};
+use sipdesk_core::store::{AccountDraft, AiAgentDraft, AiAgentView, CallRecord};
 use tauri::{AppHandle, Emitter, Manager, RunEvent, State};
 use tokio::sync::broadcast::error::RecvError;
 
@@ -119,6 +119,18 @@ fn call_transfer(desk: State<'_, Desk>, call_id: String, target: String) -> Resu
     desk.transfer(&call_id, &target)
 }
 
+/// Hands a connected call to the AI voice agent; `handoff` and `transcript` events follow.
+#[tauri::command(async, rename_all = "snake_case")]
+fn call_handoff(desk: State<'_, Desk>, call_id: String) -> Result<(), ApiError> {
+    desk.call_command(&call_id, CallCommand::Handoff)
+}
+
+/// Takes a call back from the AI voice agent; a `handoff` event (to `human`) follows.
+#[tauri::command(async, rename_all = "snake_case")]
+fn call_takeback(desk: State<'_, Desk>, call_id: String) -> Result<(), ApiError> {
+    desk.call_command(&call_id, CallCommand::TakeBack)
+}
+
 /// Holds the active call and resumes the held one.
 #[tauri::command(async)]
 fn calls_swap(desk: State<'_, Desk>) -> Result<(), ApiError> {
@@ -176,6 +188,34 @@ fn mic_meter(desk: State<'_, Desk>, on: bool) {
     desk.mic_meter(on)
 }
 
+/// The AI voice agents (never a key: `api_key_set` says whether one is stored).
+#[tauri::command(async)]
+fn ai_agents_list(desk: State<'_, Desk>) -> Result<Vec<AiAgentView>, ApiError> {
+    desk.ai_agents_list()
+}
+
+/// Edits an AI agent; an absent or empty `api_key` keeps the stored key. Returns it as saved.
+#[tauri::command(async)]
+fn ai_agent_update(desk: State<'_, Desk>, id: i64, draft: AiAgentDraft) -> Result<AiAgentView, ApiError> {
+    desk.ai_agent_update(id, &draft)
+}
+
+#[tauri::command(async)]
+fn ai_agent_set_default(desk: State<'_, Desk>, id: i64) -> Result<(), ApiError> {
+    desk.ai_agent_set_default(id)
+}
+
+#[tauri::command(async)]
+fn ai_policy_get(desk: State<'_, Desk>) -> AiPolicy {
+    desk.ai_policy()
+}
+
+/// Saves the supervisors' AI policy (fields not given keep their values); returns it in force.
+#[tauri::command(async)]
+fn ai_policy_set(desk: State<'_, Desk>, draft: AiPolicyDraft) -> Result<AiPolicy, ApiError> {
+    desk.set_ai_policy(&draft)
+}
+
 /// Opens the desk (a broken database still opens the window, with the error in `desk_status`),
 /// starts it and runs the app until its window closes.
 pub fn run() {
@@ -210,6 +250,8 @@ pub fn run() {
             call_resume,
             call_dtmf,
             call_transfer,
+            call_handoff,
+            call_takeback,
             calls_swap,
             call_refer_answer,
             calls_list,
@@ -221,6 +263,11 @@ pub fn run() {
             audio_settings_set,
             audio_test_tone,
             mic_meter,
+            ai_agents_list,
+            ai_agent_update,
+            ai_agent_set_default,
+            ai_policy_get,
+            ai_policy_set,
         ])
         .setup(move |app| {
             tauri::async_runtime::spawn(start_and_forward(desk, app.handle().clone()));
@@ -277,12 +324,15 @@ async fn start_and_forward(desk: Desk, app: AppHandle) {
     }
 }
 
-/// An incoming call (or call waiting), or a far end's transfer request, that waits for the agent:
-/// the window must come to the front.
+/// An incoming call (or call waiting), a far end's transfer request, or a call the AI gave back by
+/// itself (it asked for a person, or failed), that waits for the agent: the window must come to
+/// the front.
 fn rings_here(event: &EventEnvelope) -> bool {
     matches!(
         &event.event,
-        Event::Call { direction: "in", state: "incoming" | "ringing", .. } | Event::TransferRequest { .. }
+        Event::Call { direction: "in", state: "incoming" | "ringing", .. }
+            | Event::TransferRequest { .. }
+            | Event::Handoff { to: "human", reason: Some(_), .. }
     )
 }
 
@@ -294,7 +344,7 @@ fn raise_window(app: &AppHandle) {
     for (what, result) in [("show", window.show()), ("unminimize", window.unminimize()), ("focus", window.set_focus())]
     {
         if let Err(e) = result {
-            tracing::warn!("cannot {what} the window for an incoming call: {e}");
+            tracing::warn!("cannot {what} the window for a call that waits: {e}");
         }
     }
 }

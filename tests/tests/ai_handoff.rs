@@ -68,10 +68,15 @@ struct Rig {
     phone: Baresip,
     desk: Running,
     id: String,
+    db: std::path::PathBuf,
     _dir: tempfile::TempDir,
 }
 
 fn rig(wav_text: Option<(&str, f64, f64)>, silence: f64, audio: &str) -> Option<Rig> {
+    rig_with(wav_text, silence, audio, &["--auto-answer"])
+}
+
+fn rig_with(wav_text: Option<(&str, f64, f64)>, silence: f64, audio: &str, run: &[&str]) -> Option<Rig> {
     let mut needed = vec![];
     needed.extend_from_slice(baresip::PROGRAMS);
     needed.extend_from_slice(kamailio::PROGRAMS);
@@ -107,7 +112,9 @@ fn rig(wav_text: Option<(&str, f64, f64)>, silence: f64, audio: &str) -> Option<
     );
     sipdesk_e2e::audio::write_tone_wav(&dir.path().join("desk.wav"), 1400.0, 8000, 60.0, -12.0, 0.0);
     let audio = audio.replace("{dir}", &dir.path().display().to_string());
-    let mut desk = Running::start(&db, &["--auto-answer", "--audio", &audio], &[]);
+    let mut args = run.to_vec();
+    args.extend(["--audio", audio.as_str()]);
+    let mut desk = Running::start(&db, &args, &[]);
     desk.wait_for("registered", Duration::from_secs(10), |v| {
         v["event"] == "registration" && v["state"] == "registered"
     });
@@ -115,7 +122,7 @@ fn rig(wav_text: Option<(&str, f64, f64)>, silence: f64, audio: &str) -> Option<
     let active = desk.wait_for("active", Duration::from_secs(10), |v| v["event"] == "call" && v["state"] == "active");
     let id = active["call_id"].as_str().unwrap().to_string();
     phone.wait_event("CALL_ESTABLISHED", Duration::from_secs(5));
-    Some(Rig { _k: k, phone, desk, id, _dir: dir })
+    Some(Rig { _k: k, phone, desk, id, db, _dir: dir })
 }
 
 /// What half a second of 8 kHz audio holds: silence, the desk's 1400 Hz tone, or other sound.
@@ -318,6 +325,98 @@ fn the_caller_speaking_over_the_greeting_cuts_it_short() {
     let expect = |s: &str| words(s).join(" ");
     assert!(!said.contains(&expect("Please tell me briefly why you are calling")), "flushed: {said:?}");
     assert!(said.contains(&expect("I can help with your bill")), "answered: {said:?}");
+    let (code, _) = r.desk.terminate(Duration::from_secs(3));
+    assert!(code.success());
+}
+
+/// A whole conversation with the agent: the caller asks about a bill, keys a callback number
+/// (DTMF reaches the dialog), declines a person; the agent says goodbye and the call ends.
+#[test]
+fn a_conversation_that_ends_with_the_agents_goodbye_hangs_up() {
+    let Some(mut r) = rig(None, 60.0, "null") else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let say = |phone: &mut Baresip, name: &str, text: &str| {
+        let wav = dir.path().join(name);
+        spoken_wav(&wav, text, 0.3, 40.0);
+        phone.command("ausrc", Some(&format!("aufile,{}", wav.display()))).expect("baresip ausrc");
+    };
+    let ai_said = |desk: &mut Running, what: &str, needle: &'static str| {
+        desk.wait_for(what, Duration::from_secs(20), move |v: &Value| {
+            v["event"] == "transcript"
+                && v["speaker"] == "ai"
+                && v["final"] == true
+                && v["text"].as_str().is_some_and(|t| t.contains(needle))
+        })
+    };
+    let cmd = r.desk.command(json!({"id": 1, "cmd": "handoff", "call_id": r.id}));
+    assert_eq!(cmd["event"], "ack", "{cmd}");
+    ai_said(&mut r.desk, "greeting", "automated assistant");
+    std::thread::sleep(Duration::from_secs(7));
+    say(&mut r.phone, "q.wav", QUESTION);
+    ai_said(&mut r.desk, "asks for a number", "callback number");
+    std::thread::sleep(Duration::from_secs(5));
+    for d in ["5", "5", "5", "1", "2", "3", "4", "#"] {
+        r.phone.command("sndcode", Some(d)).expect("sndcode");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    ai_said(&mut r.desk, "repeats the number", "5 5 5 1 2 3 4");
+    std::thread::sleep(Duration::from_secs(6));
+    say(&mut r.phone, "no.wav", "no thank you");
+    ai_said(&mut r.desk, "goodbye", "Goodbye");
+    let back = r.desk.wait_for("finished", Duration::from_secs(15), |v| v["event"] == "handoff" && v["to"] == "human");
+    assert_eq!(back["reason"], "ai_finished", "{back}");
+    let ended = r.desk.wait_for("ended", Duration::from_secs(5), |v| v["event"] == "call" && v["state"] == "ended");
+    assert_eq!(ended["reason"], "local_hangup", "{ended}");
+    r.phone.wait_event("CALL_CLOSED", Duration::from_secs(5));
+    let (code, _) = r.desk.terminate(Duration::from_secs(3));
+    assert!(code.success());
+}
+
+/// The desk's policy has the AI answer every call (`--ai-answer always`); the caller's question
+/// is answered, and after the call its transcript and summary are in the call history.
+#[test]
+fn the_ai_answers_by_policy_and_the_transcript_is_kept() {
+    let Some(mut r) = rig_with(Some((QUESTION, 8.0, 9.0)), 0.0, "null", &["--ai-answer", "always"]) else { return };
+    let h = r.desk.wait_for("handoff", Duration::from_secs(5), |v| v["event"] == "handoff");
+    assert_eq!(h["to"], "ai", "{h}");
+    r.desk.wait_for("caller transcript", Duration::from_secs(20), |v| {
+        v["event"] == "transcript" && v["speaker"] == "caller" && v["final"] == true
+    });
+    r.desk.wait_for("ended", Duration::from_secs(20), |v| v["event"] == "call" && v["state"] == "ended");
+    let (code, _) = std::mem::replace(&mut r.desk, Running::start(&r.db, &["--audio", "null"], &[]))
+        .terminate(Duration::from_secs(3));
+    assert!(code.success());
+    let out = sipdesk_e2e::sipdesk::command(&r.db).args(["history", "--json"]).output().unwrap();
+    let history: Value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)));
+    let call = history
+        .as_array()
+        .and_then(|a| a.iter().find(|c| c["call_id"] == r.id.as_str()))
+        .unwrap_or_else(|| panic!("{history}"));
+    let lines = call["transcript"].as_array().unwrap_or_else(|| panic!("{call}"));
+    assert!(lines.iter().any(|l| l["speaker"] == "caller" && l["text"] == "i have a question about my bill"), "{call}");
+    assert!(
+        lines.iter().any(|l| l["speaker"] == "ai" && l["text"].as_str().is_some_and(|t| t.contains("bill"))),
+        "{call}"
+    );
+    assert!(call["summary"].as_str().is_some_and(|s| s.contains("bill")), "{call}");
+    let (code, _) = r.desk.terminate(Duration::from_secs(3));
+    assert!(code.success());
+}
+
+/// A desk whose policy forbids handing calls to the AI refuses the command clearly.
+#[test]
+fn handoff_is_refused_when_the_policy_forbids_it() {
+    let Some(mut r) = rig(None, 20.0, "null") else { return };
+    let set = r.desk.command(json!({"id": 1, "cmd": "set_policy", "handoff_allowed": false}));
+    assert_eq!(set["event"], "ack", "{set}");
+    let refused = r.desk.command(json!({"id": 2, "cmd": "handoff", "call_id": r.id}));
+    assert_eq!(
+        (refused["event"].as_str(), refused["code"].as_str()),
+        (Some("error"), Some("handoff_not_allowed")),
+        "{refused}"
+    );
+    r.phone.hangup();
     let (code, _) = r.desk.terminate(Duration::from_secs(3));
     assert!(code.success());
 }

@@ -1,12 +1,14 @@
 // App state and the glue between screens and the backend. Screens are re-rendered from state; the open dialog,
 // the dialer's input and the incoming-call popup's place are kept.
 import { AccountForm } from "./account-form";
+import { AiSettingsCard } from "./ai-settings";
 import { AudioCard } from "./audio-settings";
 import { toApiError, type Backend } from "./backend";
 import { elapsed } from "./call-format";
 import { isRinging, renderIncoming, type CallActions } from "./calls";
 import { h } from "./dom";
 import { renderDeviceNotice } from "./device-notice";
+import { phaseAfter, showTranscript, TranscriptLog, type HandoffNotice, type HandoffPhase } from "./handoff";
 import { renderHeader, type Page } from "./header";
 import { browserLang, currentLang, resolveLang, setLang } from "./i18n";
 import { DtmfTrail, showDtmf } from "./keypad";
@@ -42,6 +44,8 @@ const HISTORY_ROWS = 50;
 const REFER_WAIT_MS = 30_000;
 /** How long the note that a call was transferred stays (unless closed, or a new call comes). */
 const TRANSFER_NOTE_MS = 30_000;
+/** How long Hand to AI / Take back wait for the core's `handoff` event before they can be pressed again. */
+const HANDOFF_WAIT_MS = 20_000;
 
 export class App {
   private page: Page = "phone";
@@ -84,6 +88,12 @@ export class App {
   private transferDoneTimer: ReturnType<typeof setTimeout> | null = null;
   /** The far end's requests that we call someone else, by call, until answered or expired. */
   private referRequests = new Map<string, ReferPrompt>();
+  /** Who has each live call, when not the desk: the AI, or a handoff command on its way. */
+  private handoffs = new Map<string, HandoffPhase>();
+  /** Calls that came back from the AI by themselves, and why, until the notice is closed. */
+  private handoffNotices = new Map<string, HandoffNotice>();
+  /** The live transcript of each call the AI had. */
+  private readonly transcripts = new TranscriptLog();
   /** What the incoming-call popup shows, so it is rebuilt only when that changes. */
   private popupKey = "";
   private readonly header = h("div", { id: "header-root" });
@@ -93,10 +103,12 @@ export class App {
   private readonly callRoot = h("div", { id: "call-root" });
   private readonly phone: PhoneView;
   private readonly audio: AudioCard;
+  private readonly ai: AiSettingsCard;
 
   constructor(private readonly backend: Backend, root: HTMLElement) {
     root.replaceChildren(this.header, this.notice, this.view, this.modal, this.callRoot);
     this.audio = new AudioCard({ choose: (s) => void this.chooseAudio(s), testTone: () => void this.testTone() });
+    this.ai = new AiSettingsCard(backend);
     this.phone = new PhoneView({
       ...this.callActions,
       dial: (target, accountId) => void this.dial(target, accountId),
@@ -119,6 +131,8 @@ export class App {
     try {
       await this.backend.onEvent((e) => {
         if (REFRESH_ON.has(e.event)) this.queueRefresh();
+        // The database changed beside the app (e.g. `sipdesk ai edit`): the AI card shows it.
+        if (e.event === "accounts_changed" && this.page === "settings") void this.ai.load();
         if (e.event === "call") this.queueCalls();
         if (e.event === "call_level") {
           this.levels.set(e.call_id, e);
@@ -146,6 +160,20 @@ export class App {
         if (e.event === "transfer") {
           this.transfers.set(e.call_id, e);
           this.render();
+        }
+        if (e.event === "handoff") {
+          this.handoffs.set(e.call_id, phaseAfter(e));
+          this.transcripts.mark(e);
+          showTranscript(this.view, e.call_id, this.transcripts.get(e.call_id));
+          if (e.to === "ai") this.handoffNotices.delete(e.call_id);
+          else if (e.reason) this.handoffNotices.set(e.call_id, { reason: e.reason });
+          this.render();
+        }
+        if (e.event === "transcript") {
+          this.transcripts.add(e);
+          // The first line brings the panel; later ones are shown in place.
+          this.render();
+          showTranscript(this.view, e.call_id, this.transcripts.get(e.call_id));
         }
         if (e.event === "transfer_request") {
           this.referRequests.set(e.call_id, { request: e, remote: "", busy: false, error: null });
@@ -232,6 +260,9 @@ export class App {
       for (const id of [...this.levels.keys()]) if (gone(id)) this.levels.delete(id);
       for (const id of [...this.stats.keys()]) if (gone(id)) this.stats.delete(id);
       for (const id of [...this.muted]) if (gone(id)) this.muted.delete(id);
+      for (const id of [...this.handoffs.keys()]) if (gone(id)) this.handoffs.delete(id);
+      for (const id of [...this.handoffNotices.keys()]) if (gone(id)) this.handoffNotices.delete(id);
+      this.transcripts.keep((id) => !gone(id));
       this.dtmf.keep((id) => !gone(id));
     }
     if (history.status === "fulfilled") {
@@ -266,6 +297,11 @@ export class App {
         history: { records: this.history, live: new Set(this.calls.map((c) => c.call_id)), error: this.historyError },
         transfers: this.transfers,
         transferDone: this.transferDone,
+        handoff: (id) => ({
+          phase: this.handoffs.get(id) ?? "desk",
+          notice: this.handoffNotices.get(id) ?? null,
+          lines: this.transcripts.get(id),
+        }),
       });
       if (this.view.firstChild !== this.phone.el) this.view.replaceChildren(this.phone.el);
     } else {
@@ -280,6 +316,7 @@ export class App {
             locale: this.settings?.locale ?? "system",
             langError: this.langError,
             audio: this.audio.el,
+            ai: this.ai.el,
             calls: { settings: this.callSettings, error: this.callSettingsError },
           },
           this.actions,
@@ -289,6 +326,7 @@ export class App {
     const notice = this.deviceNotice;
     this.notice.replaceChildren(notice ? renderDeviceNotice(notice, this.audioDevices, () => this.closeNotice()) : "");
     this.audio.update({ devices: this.audioDevices, settings: this.audioSettings, error: this.audioError, testing: this.testing });
+    this.ai.update();
     this.renderPopups();
   }
 
@@ -366,6 +404,7 @@ export class App {
     if (page === "settings" && was !== "settings") {
       void this.loadAudio();
       void this.loadCallSettings();
+      void this.ai.load();
       void this.backend.micMeter(true).catch((e) => console.error("no microphone meter", e));
     } else if (page !== "settings" && was === "settings") {
       void this.backend.micMeter(false).catch(() => {});
@@ -482,7 +521,40 @@ export class App {
     resume: (id) => void this.callCommand(() => this.backend.callResume(id)),
     dtmf: (id, digits) => void this.callCommand(() => this.backend.callDtmf(id, digits)),
     swap: () => void this.callCommand(() => this.backend.callsSwap()),
+    handoff: (id) => void this.handoffCommand(id, "handing", () => this.backend.callHandoff(id)),
+    takeBack: (id) => void this.handoffCommand(id, "taking_back", () => this.backend.callTakeback(id)),
+    closeHandoffNotice: (id) => {
+      this.handoffNotices.delete(id);
+      this.render();
+    },
   };
+
+  /**
+   * Hand to AI or Take back: the button waits (`pending`) for the core's `handoff` event, which
+   * sets who has the call; a refusal shows on the call and the button is back as it was.
+   */
+  private async handoffCommand(callId: string, pending: HandoffPhase, op: () => Promise<void>): Promise<void> {
+    const before = this.handoffs.get(callId) ?? "desk";
+    if (before === "handing" || before === "taking_back") return;
+    this.handoffs.set(callId, pending);
+    if (pending === "handing") this.handoffNotices.delete(callId);
+    this.render();
+    const undo = () => {
+      if (this.handoffs.get(callId) === pending) this.handoffs.set(callId, before);
+    };
+    setTimeout(() => {
+      undo();
+      this.render();
+    }, HANDOFF_WAIT_MS);
+    await this.callCommand(async () => {
+      try {
+        await op();
+      } catch (e) {
+        undo();
+        throw e;
+      }
+    });
+  }
 
   /** Runs a list action; its error shows above the list, success reloads the list. */
   private async act(op: () => Promise<unknown>): Promise<void> {

@@ -5,6 +5,10 @@ import { toApiError, type Backend } from "./backend";
 import type {
   AccountDraft,
   AccountView,
+  AiAgentDraft,
+  AiAgentView,
+  AiPolicy,
+  AiPolicyDraft,
   AudioDevices,
   AudioSettings,
   CallRecord,
@@ -53,6 +57,8 @@ export class TauriBackend implements Backend {
   callResume = (callId: string) => call<void>("call_resume", { call_id: callId });
   callDtmf = (callId: string, digits: string) => call<void>("call_dtmf", { call_id: callId, digits });
   callTransfer = (callId: string, target: string) => call<void>("call_transfer", { call_id: callId, target });
+  callHandoff = (callId: string) => call<void>("call_handoff", { call_id: callId });
+  callTakeback = (callId: string) => call<void>("call_takeback", { call_id: callId });
   callsSwap = () => call<void>("calls_swap");
   callReferAnswer = (callId: string, accept: boolean) => call<void>("call_refer_answer", { call_id: callId, accept });
   audioDevices = () => call<AudioDevices>("audio_devices");
@@ -60,6 +66,11 @@ export class TauriBackend implements Backend {
   audioSettingsSet = (settings: AudioSettings) => call<void>("audio_settings_set", { settings });
   audioTestTone = () => call<void>("audio_test_tone");
   micMeter = (on: boolean) => call<void>("mic_meter", { on });
+  aiAgentsList = () => call<AiAgentView[]>("ai_agents_list");
+  aiAgentUpdate = (id: number, draft: AiAgentDraft) => call<AiAgentView>("ai_agent_update", { id, draft });
+  aiAgentSetDefault = (id: number) => call<void>("ai_agent_set_default", { id });
+  aiPolicyGet = () => call<AiPolicy>("ai_policy_get");
+  aiPolicySet = (draft: AiPolicyDraft) => call<AiPolicy>("ai_policy_set", { draft });
 
   onEvent(handler: (event: DeskEvent) => void): Promise<() => void> {
     return listen<DeskEvent>(EVENT_CHANNEL, (e) => handler(e.payload));

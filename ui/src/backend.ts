@@ -2,6 +2,10 @@
 import type {
   AccountDraft,
   AccountView,
+  AiAgentDraft,
+  AiAgentView,
+  AiPolicy,
+  AiPolicyDraft,
   ApiError,
   AudioDevices,
   AudioSettings,
@@ -47,6 +51,10 @@ export interface Backend {
   callDtmf(callId: string, digits: string): Promise<void>;
   /** Blind-transfers a connected call to a number, extension or SIP URI; `transfer` events follow. */
   callTransfer(callId: string, target: string): Promise<void>;
+  /** Hands a connected call to the AI voice agent (the desk keeps listening, its microphone off to the caller); `handoff` and `transcript` events follow. */
+  callHandoff(callId: string): Promise<void>;
+  /** Takes a call back from the AI voice agent; a `handoff` event (to `human`) follows. */
+  callTakeback(callId: string): Promise<void>;
   /** Holds the active call and resumes the held one (`invalid_state` without exactly that pair). */
   callsSwap(): Promise<void>;
   /** Accepts (true) or declines the far end's request to call someone else (a `transfer_request`). */
@@ -59,6 +67,15 @@ export interface Backend {
   audioTestTone(): Promise<void>;
   /** Starts or stops the `mic_level` events. */
   micMeter(on: boolean): Promise<void>;
+  /** The AI agent configurations (never a key: `api_key_set` says whether one is stored). */
+  aiAgentsList(): Promise<AiAgentView[]>;
+  /** Saves an AI agent's settings; an empty or null `api_key` keeps the stored key. Resolves to it as saved. */
+  aiAgentUpdate(id: number, draft: AiAgentDraft): Promise<AiAgentView>;
+  /** Makes an enabled AI agent the one handoffs go to. */
+  aiAgentSetDefault(id: number): Promise<void>;
+  aiPolicyGet(): Promise<AiPolicy>;
+  /** Saves the supervisors' AI policy; resolves to the policy in force. */
+  aiPolicySet(draft: AiPolicyDraft): Promise<AiPolicy>;
   /** Calls `handler` for every core event; resolves to an unsubscribe function. */
   onEvent(handler: (event: DeskEvent) => void): Promise<() => void>;
 }

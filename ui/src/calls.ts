@@ -3,6 +3,16 @@
 // only show what `calls_list` says; the buttons send commands.
 import { elapsed, parseRemote, partyText, type Party } from "./call-format";
 import { h } from "./dom";
+import {
+  aiHasCall,
+  handoffButton,
+  renderAiNote,
+  renderHandoffNotice,
+  renderTranscript,
+  type HandoffNotice,
+  type HandoffPhase,
+  type TranscriptLine,
+} from "./handoff";
 import { t, tCode } from "./i18n";
 import { dtmfKey, flashKey, renderCallKeypad, renderDtmf, type DtmfDigits } from "./keypad";
 import { renderLevels } from "./levels";
@@ -25,6 +35,19 @@ export interface CallActions {
   dtmf(callId: string, digits: string): void;
   /** Holds the active call and resumes the held one. */
   swap(): void;
+  /** Hands a connected call to the AI voice agent. */
+  handoff(callId: string): void;
+  /** Takes a call back from the AI voice agent. */
+  takeBack(callId: string): void;
+  /** Closes the notice that a call came back from the AI by itself. */
+  closeHandoffNotice(callId: string): void;
+}
+
+/** What the card shows of the AI handoff: who has the call, why it came back, the transcript so far. */
+export interface HandoffUi {
+  phase: HandoffPhase;
+  notice: HandoffNotice | null;
+  lines: TranscriptLine[];
 }
 
 /** A call with a dialog and media: hold, resume, mute and the keypad apply to it. */
@@ -55,9 +78,10 @@ export interface CardUi {
 
 /**
  * The in-call panel for `call`. The timer element carries its start, and a ticker refreshes its text
- * (it keeps running on hold); the level meter, the quality line and the DTMF digits start at what
- * `media` holds and are updated in place. Digits typed on the keyboard while the focus is in the
- * card are sent to the call (not those typed into the transfer box).
+ * (it keeps running on hold); the level meter, the quality line, the DTMF digits and the transcript
+ * start at what `media` and `ai` hold and are updated in place. Digits typed on the keyboard while
+ * the focus is in the card are sent to the call (not those typed into the transfer box). While the
+ * AI has the call, the desk's own controls (mute, hold, keypad, transfer) give way to Take back.
  */
 export function renderInCall(
   call: CallView,
@@ -67,17 +91,20 @@ export function renderInCall(
   act: CallActions,
   ui: CardUi,
   transfer: TransferUi,
+  ai: HandoffUi,
 ): HTMLElement {
   const party = parseRemote(call.remote);
   const since = call.active_since_ms;
-  const connected = isConnected(call);
+  const withAi = aiHasCall(ai.phase);
+  // The desk's own controls: not while the AI talks to the caller.
+  const connected = isConnected(call) && !withAi;
   const keypad = connected && ui.keypadOpen;
   const send = (digit: string) => act.dtmf(call.call_id, digit);
   const card = h(
     "section",
     {
       id: "in-call",
-      class: `card in-call state-${call.state}${keypad ? " keypad-open" : ""}`,
+      class: `card in-call state-${call.state}${keypad ? " keypad-open" : ""}${withAi ? " with-ai" : ""}`,
       "data-call-id": call.call_id,
       // Focusable, so a click anywhere in the card lets the keyboard's digits reach the call.
       tabindex: "-1",
@@ -91,11 +118,17 @@ export function renderInCall(
       h(
         "div",
         { class: "in-call-clock" },
-        h("span", { id: "call-state", class: `call-state chip-${call.state}` }, tCode("call.state", call.state)),
+        h(
+          "div",
+          { class: "in-call-chips" },
+          withAi ? h("span", { id: "call-ai-chip", class: "call-state chip-ai" }, t("handoff.chip")) : null,
+          h("span", { id: "call-state", class: `call-state chip-${call.state}` }, tCode("call.state", call.state)),
+        ),
         since !== null ? h("span", { id: "call-timer", class: "call-timer", "data-since": since }, elapsed(since)) : null,
       ),
     ),
-    holdNote(call),
+    ai.notice ? renderHandoffNotice(ai.notice, () => act.closeHandoffNotice(call.call_id)) : null,
+    withAi ? renderAiNote() : holdNote(call),
     renderTransferStatus(transfer.last),
     h(
       "div",
@@ -115,6 +148,7 @@ export function renderInCall(
       ),
       keypad ? renderCallKeypad(send) : null,
     ),
+    withAi || ai.lines.length > 0 ? renderTranscript(ai.lines) : null,
     h(
       "div",
       { class: "in-call-bottom" },
@@ -127,10 +161,15 @@ export function renderInCall(
         connected ? transferButton(transfer) : null,
       ),
       h(
-        "button",
-        { id: "call-hangup", class: "btn btn-hangup", type: "button", onclick: () => act.hangup(call.call_id) },
-        h("span", { class: "icon icon-hangup", "aria-hidden": "true" }),
-        t("call.hangup"),
+        "div",
+        { class: "in-call-actions" },
+        withAi || call.state === "active" ? handoffButton(call.call_id, ai.phase, act) : null,
+        h(
+          "button",
+          { id: "call-hangup", class: "btn btn-hangup", type: "button", onclick: () => act.hangup(call.call_id) },
+          h("span", { class: "icon icon-hangup", "aria-hidden": "true" }),
+          t("call.hangup"),
+        ),
       ),
     ),
     connected && transfer.open ? renderTransferPanel(transfer) : null,

@@ -1,10 +1,11 @@
 // The Phone screen: the dialer on the left; the current call (or the idle card), the other calls
 // (waiting or on hold) and the call history on the right. The dialer is kept across renders; the
 // rest is rebuilt from state.
-import { isConnected, renderIdle, renderInCall, type CallActions } from "./calls";
+import { isConnected, renderIdle, renderInCall, type CallActions, type HandoffUi } from "./calls";
 import { Dialer } from "./dialer";
 import { h } from "./dom";
 import { currentLang, tCode } from "./i18n";
+import { aiHasCall } from "./handoff";
 import { renderHistory, type HistoryState } from "./history";
 import type { DtmfDigits } from "./keypad";
 import { mainCall, renderOtherCalls } from "./other-calls";
@@ -34,6 +35,8 @@ export interface PhoneState {
   transfers: Map<string, TransferEvent>;
   /** The call just transferred away, until the note is closed. */
   transferDone: TransferDone | null;
+  /** Who has a call (desk or AI), why it came back from the AI, and its transcript. */
+  handoff(callId: string): HandoffUi;
 }
 
 export interface PhoneActions extends CallActions {
@@ -93,13 +96,18 @@ export class PhoneView {
     const line = call ? lineName(s.status, call.account_id) : def ? accountName(def) : null;
     const muted = call ? s.muted.has(call.call_id) : false;
     if (!call) this.keypadOpen = false;
-    const keypad = this.keypadOpen && call !== null && isConnected(call);
+    const ai: HandoffUi = call ? s.handoff(call.call_id) : { phase: "desk", notice: null, lines: [] };
+    // While the AI has the call the desk's own controls are away (they come back with the call).
+    const ours = call !== null && isConnected(call) && !aiHasCall(ai.phase);
+    const keypad = this.keypadOpen && ours;
     // The transfer box belongs to one call: it closes when another call takes the card.
     if (this.transferFor !== null && this.transferFor !== call?.call_id) this.closeTransfer();
-    const transferOpen = call !== null && this.transferFor === call.call_id && isConnected(call);
+    const transferOpen = call !== null && this.transferFor === call.call_id && ours;
     const lastTransfer = call ? (s.transfers.get(call.call_id) ?? null) : null;
     const transferKey = [transferOpen, this.transferBusy, this.transferError?.code, lastTransfer?.status, lastTransfer?.code, lastTransfer?.target];
-    swap(this.callSlot, [currentLang(), call, line, s.callError?.code, s.dnd, muted, keypad, transferKey], () =>
+    // The transcript's lines are shown in place; only whether there is a transcript rebuilds the card.
+    const aiKey = [ai.phase, ai.notice?.reason, ai.lines.length > 0];
+    swap(this.callSlot, [currentLang(), call, line, s.callError?.code, s.dnd, muted, keypad, transferKey, aiKey], () =>
       call
         ? renderInCall(
             call,
@@ -123,6 +131,7 @@ export class PhoneView {
               typed: (v) => (this.transferTarget = v),
               submit: (target) => void this.transfer(call.call_id, target),
             },
+            ai,
           )
         : renderIdle(line, s.dnd),
     );

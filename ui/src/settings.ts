@@ -1,4 +1,5 @@
-// The Settings screen: store-error banner, the account list, the audio devices, the call settings and the language choice.
+// The Settings screen: store-error banner, the account list, the audio devices, the call settings, the AI assistant
+// and the language choice.
 import { renderAccounts, type ListActions, type ListState } from "./accounts";
 import { renderCallSettings, type CallSettingsActions, type CallSettingsState } from "./call-settings";
 import { h } from "./dom";
@@ -18,6 +19,8 @@ export interface SettingsState extends ListState {
   /** The audio card (kept across renders by the app). */
   audio: HTMLElement;
   calls: CallSettingsState;
+  /** The AI assistant card (kept across renders by the app). */
+  ai: HTMLElement;
 }
 
 export interface SettingsActions extends ListActions, CallSettingsActions {
@@ -35,6 +38,7 @@ export function renderSettings(s: SettingsState, act: SettingsActions): HTMLElem
     renderAccounts(s, act),
     s.audio,
     renderCallSettings(s.calls, act),
+    s.ai,
     languageCard(s, act),
   );
 }

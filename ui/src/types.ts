@@ -172,6 +172,17 @@ export interface CallRecord {
   /** Why it ended; null while the call runs, or when it was interrupted (the app stopped). */
   end_reason: string | null;
   codec: string | null;
+  /** What was said while the AI assistant had the call (empty if it never had it). */
+  transcript: TranscriptLine[];
+  /** What the AI collected (intents, slots); null if it never had the call. */
+  summary: string | null;
+}
+
+/** One line of a call's saved transcript. */
+export interface TranscriptLine {
+  speaker: "caller" | "ai";
+  text: string;
+  ts_ms: number;
 }
 
 export interface CallEvent {
@@ -301,6 +312,36 @@ export interface TransferRequestEvent {
   target: string;
 }
 
+/** Why a call came back from the AI by itself (null in a `handoff` event: the desk took it back). */
+export type HandoffReason =
+  | "ai_requested_human"
+  | "provider_error"
+  | "provider_closed"
+  | "provider_silent"
+  | "provider_unavailable";
+
+/** A call was handed to the AI voice agent (`ai`), or came back to the desk (`human`). */
+export interface HandoffEvent {
+  event: "handoff";
+  ts_ms: number;
+  call_id: string;
+  to: "ai" | "human";
+  /** The agent's provider (`local`, ...). */
+  provider: string;
+  /** Why it came back by itself; null when the desk took it back (or for `to: "ai"`). The core may add reasons. */
+  reason: HandoffReason | string | null;
+}
+
+/** A line of the live transcript while the AI has the call: interim caller lines are replaced by the final one; AI lines come as pieces, then whole. */
+export interface TranscriptEvent {
+  event: "transcript";
+  ts_ms: number;
+  call_id: string;
+  speaker: "caller" | "ai";
+  text: string;
+  final: boolean;
+}
+
 /** Core events; the core may add kinds the UI does not know yet, so always check `event`. */
 export type DeskEvent =
   | AccountLoadedEvent
@@ -317,4 +358,65 @@ export type DeskEvent =
   | DtmfEvent
   | CallStatsEvent
   | TransferEvent
-  | TransferRequestEvent;
+  | TransferRequestEvent
+  | HandoffEvent
+  | TranscriptEvent;
+
+/** An AI voice agent provider: the offline assistant or a cloud service. */
+export type AiProvider = "local" | "openai" | "doubao";
+
+/** An AI agent configuration as the core lists it: never the key, only whether one is stored. */
+export interface AiAgentView {
+  id: number;
+  provider: AiProvider;
+  /** Cloud providers stay disabled until an administrator enables them. */
+  enabled: boolean;
+  endpoint: string;
+  /** Doubao's app id; empty for the others. */
+  app_id: string;
+  api_key_set: boolean;
+  voice: string;
+  instructions: string;
+  greeting: string;
+  language: string;
+  /** Handoffs go to this one. */
+  is_default: boolean;
+  created_at: string;
+  updated_at: string;
+}
+
+/** An edit: absent or null keeps the stored value; `api_key` null or "" keeps the stored key. */
+export interface AiAgentDraft {
+  enabled?: boolean | null;
+  endpoint?: string | null;
+  api_key?: string | null;
+  clear_api_key?: boolean | null;
+  app_id?: string | null;
+  voice?: string | null;
+  instructions?: string | null;
+  greeting?: string | null;
+  language?: string | null;
+}
+
+/** The desk's working hours, local time: days `mon`..`sun`, `HH:MM`. */
+export interface WorkingHours {
+  days: string[];
+  start: string;
+  end: string;
+}
+
+/** The supervisors' AI policy. `answer`: `never`, `always`, `after:N` (seconds) or `outside_hours`. */
+export interface AiPolicy {
+  handoff_allowed: boolean;
+  answer: string;
+  working_hours: WorkingHours;
+  /** `sipdesk run --ai-answer` decides `answer` for this run. */
+  answer_overridden: boolean;
+}
+
+/** A change of the policy; keys not given keep their values. Validated by the core. */
+export interface AiPolicyDraft {
+  handoff_allowed?: boolean;
+  answer?: string;
+  working_hours?: Partial<WorkingHours>;
+}

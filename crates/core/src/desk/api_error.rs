@@ -27,7 +27,7 @@ impl ApiError {
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> ApiError {
         let fields = match &e {
-            StoreError::Invalid(f) => f.clone(),
+            StoreError::Invalid(f) | StoreError::InvalidAiAgent(f) => f.clone(),
             _ => Vec::new(),
         };
         ApiError { code: e.code(), message: e.to_string(), fields }

@@ -405,7 +405,10 @@ impl Desk {
             return "not_found";
         }
         ev("incoming", codec, None);
-        let auto = if replaced.is_some() {
+        // The desk's AI policy may have the AI answer: at once, or when nobody did in time.
+        let ai_after = if replaced.is_some() { None } else { self.ai_answers_after_now() };
+        let mut ai_answers = ai_after == Some(std::time::Duration::ZERO);
+        let auto = if replaced.is_some() || ai_answers {
             Some(std::time::Duration::ZERO)
         } else {
             answer_after(&inv.invite).or(self.inner.auto_answer.then_some(std::time::Duration::ZERO))
@@ -429,9 +432,21 @@ impl Desk {
                 }
             };
             tokio::pin!(auto_answer);
+            let ai_timer = async {
+                match ai_after {
+                    Some(d) => tokio::time::sleep(d).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::pin!(ai_timer);
             loop {
                 tokio::select! {
                     _ = &mut auto_answer => break,
+                    _ = &mut ai_timer => {
+                        tracing::info!(call_id, "nobody answered: the AI takes the call");
+                        ai_answers = true;
+                        break;
+                    }
                     _ = &mut ring => {
                         inv.reject(480, "Temporarily Unavailable", &[], &mut requests).await;
                         ev("ended", codec, Some("no_answer"));
@@ -509,7 +524,13 @@ impl Desk {
         call.dtmf_mode = self.dtmf_mode(account_id);
         call.account_id = account_id;
         call.board = Some(board);
+        if ai_answers {
+            self.hand_to_ai(&mut call).await;
+        }
         let reason = self.in_call(&mut call).await;
+        if let Some(bridge) = call.bridge.take() {
+            bridge.end().await;
+        }
         drop(levels);
         if let Err(e) = media.stop().await {
             tracing::warn!(call_id, "closing the call's audio: {e}");

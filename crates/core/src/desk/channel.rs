@@ -149,6 +149,10 @@ pub fn handle_line(desk: &Desk, line: &str) -> Value {
             Err(e) => error(id, e.code, &e.message),
         },
         "set_device" => set_device(desk, id, &obj),
+        "set_policy" => match super::ai_settings::set_policy_command(desk, &obj) {
+            Ok(policy) => ack(id, policy),
+            Err(e) => error(id, e.code, &e.message),
+        },
         "set_refer_policy" => {
             let policy = obj.get("policy").and_then(Value::as_str).and_then(super::ReferPolicy::parse);
             let Some(policy) = policy else {
@@ -199,6 +203,7 @@ fn status(desk: &Desk, id: Value, _args: &Map<String, Value>) -> Value {
             "store_error": s.store_error,
             "default_account_id": s.default_account_id,
             "refer_policy": desk.refer_policy(),
+            "ai_policy": desk.ai_policy(),
         }),
     )
 }

@@ -131,7 +131,7 @@ pub enum Event {
         /// The agent's provider (`local`, ...).
         provider: &'static str,
         /// Why it came back, when not taken back from the desk: `ai_requested_human`,
-        /// `provider_error`, `provider_closed`, `provider_silent`, `provider_unavailable`.
+        /// `ai_finished`, `provider_error`, `provider_closed`, `provider_silent`, `provider_unavailable`.
         reason: Option<&'static str>,
     },
     /// A line of the live transcript while the AI has the call.

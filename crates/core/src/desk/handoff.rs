@@ -15,14 +15,17 @@ use crate::agent::{AgentError, AgentEvent, AgentInputs, LocalAgent, SessionConfi
 use crate::media::codec::StreamResampler;
 use crate::media::frame::{Frame, SampleRate};
 use crate::media::switchboard::Switchboard;
+use crate::store::{Speaker, TranscriptLine};
 
-/// How long the caller may wait for the agent's voice (the greeting, or a reply) before the
-/// call goes back to the desk.
+/// How long the caller may wait for the agent's voice (the greeting, or the reply to what it
+/// understood) before the call goes back to the desk.
 const NO_AUDIO_LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// A running handoff: stop it to take the call back.
 pub(super) struct Bridge {
     cancel: CancellationToken,
+    /// Set when the call itself ended (no handoff event then, only the transcript kept).
+    call_over: std::sync::Arc<std::sync::atomic::AtomicBool>,
     /// The agent's inputs (DTMF heard in the call goes there).
     pub(super) inputs: AgentInputs,
     done: tokio::task::JoinHandle<()>,
@@ -39,6 +42,12 @@ impl Bridge {
         self.cancel.cancel();
         let _ = self.done.await;
     }
+
+    /// The call ended while the AI had it: closes the session and keeps its transcript.
+    pub(super) async fn end(self) {
+        self.call_over.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.stop().await;
+    }
 }
 
 /// Why the agent gave the call back.
@@ -53,40 +62,64 @@ impl Desk {
     /// Hands `call_id` to the local agent: opens a session, switches the call's audio to it and
     /// starts the bridge. Err (with the reason) leaves the call with the desk.
     pub(super) async fn start_handoff(&self, call_id: &str, board: &Switchboard) -> Result<Bridge, String> {
+        // The admin's default provider; the cloud ones come with the next issue, so the local
+        // agent answers for them until then (with the configured greeting and instructions).
+        let config = self.ai_agent_for_handoff().ok();
+        let session_config = match &config {
+            Some(c) => c.session_config(crate::agent::AudioFormat::Pcm(board.rate())),
+            None => SessionConfig { input: crate::agent::AudioFormat::Pcm(board.rate()), ..SessionConfig::default() },
+        };
+        if let Some(c) = config.as_ref().filter(|c| c.provider != crate::store::AiProvider::Local) {
+            tracing::warn!(provider = c.provider.as_str(), "this provider is not available yet; using the local agent");
+        }
         let agent = LocalAgent::sample().map_err(|e| e.to_string())?;
-        let config = SessionConfig { input: crate::agent::AudioFormat::Pcm(board.rate()), ..SessionConfig::default() };
-        let session = agent.open(config).await.map_err(|e| e.to_string())?;
+        let session = agent.open(session_config).await.map_err(|e| e.to_string())?;
         let (inputs, events) = session.split();
         let caller = board.to_agent();
         let provider = agent.name();
         self.emit(Event::Handoff { call_id: call_id.to_string(), to: "ai", provider, reason: None });
         let cancel = CancellationToken::new();
+        let call_over = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let over = call_over.clone();
         let (desk, id, token, board, bridge_inputs) =
             (self.clone(), call_id.to_string(), cancel.clone(), board.clone(), inputs.clone());
         let done = tokio::spawn(async move {
-            let bridge = run_bridge(desk.clone(), id.clone(), board.clone(), bridge_inputs.clone(), events, caller);
+            let bridge = |record| {
+                run_bridge(desk.clone(), id.clone(), board.clone(), bridge_inputs.clone(), events, caller, record)
+            };
+            let record = std::sync::Arc::new(std::sync::Mutex::new(Record::default()));
             let reason = tokio::select! {
                 _ = token.cancelled() => "takeback",
-                r = bridge => r,
+                r = bridge(record.clone()) => r,
             };
+            desk.save_transcript(&id, &record.lock().unwrap_or_else(|p| p.into_inner()));
+            if over.load(std::sync::atomic::Ordering::Relaxed) {
+                board.to_desk();
+                let _ = bridge_inputs.close().await;
+                return;
+            }
             // Whatever ended it, the desk has the call from the next frame on.
             board.to_desk();
             let _ = bridge_inputs.close().await;
             tracing::info!(call_id = %id, reason, "the call is back with the desk");
-            let failed = !matches!(reason, "takeback" | "ai_requested_human");
+            let failed = !matches!(reason, "takeback" | "ai_requested_human" | "ai_finished");
+            let id2 = id.clone();
             desk.emit(Event::Handoff {
                 call_id: id,
                 to: "human",
                 provider,
                 reason: (reason != "takeback").then_some(reason),
             });
-            if reason != "takeback" {
+            if reason == "ai_finished" {
+                // The agent said goodbye: the call is over.
+                desk.inner.calls.command(&id2, super::CallCommand::Hangup);
+            } else if reason != "takeback" {
                 // Alert whoever is at the desk: the call is theirs again (failed: 3 beeps' worth).
                 let _tone = super::tones::play(&desk.inner.audio, crate::media::tone::ToneSpec::call_waiting());
                 tokio::time::sleep(std::time::Duration::from_millis(if failed { 3000 } else { 400 })).await;
             }
         });
-        Ok(Bridge { cancel, inputs, done })
+        Ok(Bridge { cancel, call_over, inputs, done })
     }
 }
 
@@ -98,25 +131,36 @@ async fn run_bridge(
     inputs: AgentInputs,
     mut events: mpsc::Receiver<AgentEvent>,
     mut caller: mpsc::UnboundedReceiver<Frame>,
+    record: std::sync::Arc<std::sync::Mutex<Record>>,
 ) -> &'static str {
+    let note = |speaker: Speaker, text: &str| {
+        let ts_ms = super::events::now_ms() as i64;
+        record.lock().unwrap_or_else(|p| p.into_inner()).lines.push(TranscriptLine {
+            speaker,
+            text: text.to_string(),
+            ts_ms,
+        });
+    };
     let mut to_call: Option<(SampleRate, StreamResampler, Vec<i16>)> = None;
     let mut waiting_since = Some(tokio::time::Instant::now());
     let mut handoff_after_audio = false;
+    let mut finished = false;
     let reason = loop {
         let deadline = waiting_since.map(|t| t + NO_AUDIO_LIMIT);
         tokio::select! {
             frame = caller.recv() => match frame {
                 Some(f) => {
                     // A provider that falls behind drops audio rather than stall the call.
+                    // (Once the agent has said goodbye, its inputs are closed: nothing to send.)
                     if let Err(e) = inputs.send_audio(crate::agent::AgentAudio::from_frame(&f)) {
-                        if !matches!(e, AgentError::Backlog) {
+                        if !matches!(e, AgentError::Backlog) && !finished {
                             break failure_reason(&e);
                         }
                     }
                 }
                 None => break "takeback",
             },
-            ev = events.recv() => {
+            ev = events.recv(), if !finished => {
                 let Some(ev) = ev else { break "provider_closed" };
                 match ev {
                     AgentEvent::AgentAudio { rate, samples } => {
@@ -127,18 +171,24 @@ async fn run_bridge(
                         let dropped = board.flush();
                         tracing::debug!(call_id, dropped, "barge-in: agent audio flushed");
                     }
-                    AgentEvent::UserSpeechStopped => waiting_since = Some(tokio::time::Instant::now()),
-                    AgentEvent::UserTranscript { text, is_final } => desk.emit(Event::Transcript {
-                        call_id: call_id.clone(), speaker: "caller", text, is_final,
-                    }),
-                    AgentEvent::AgentTranscript { text } => desk.emit(Event::Transcript {
-                        call_id: call_id.clone(), speaker: "ai", text, is_final: true,
-                    }),
+                    AgentEvent::UserTranscript { text, is_final } => {
+                        // The caller said something the agent understood: a reply is due.
+                        if is_final {
+                            waiting_since = Some(tokio::time::Instant::now());
+                            note(Speaker::Caller, &text);
+                        }
+                        desk.emit(Event::Transcript { call_id: call_id.clone(), speaker: "caller", text, is_final });
+                    }
+                    AgentEvent::AgentTranscript { text } => {
+                        note(Speaker::Ai, &text);
+                        desk.emit(Event::Transcript { call_id: call_id.clone(), speaker: "ai", text, is_final: true });
+                    }
                     AgentEvent::AgentTranscriptDelta { text } => desk.emit(Event::Transcript {
                         call_id: call_id.clone(), speaker: "ai", text, is_final: false,
                     }),
                     AgentEvent::HandoffRequested { reason } => {
                         tracing::info!(call_id, "the agent asks for a human: {reason}");
+                        record.lock().unwrap_or_else(|p| p.into_inner()).summary = Some(reason.clone());
                         handoff_after_audio = true;
                     }
                     AgentEvent::Error { message, fatal } => {
@@ -147,8 +197,13 @@ async fn run_bridge(
                             break "provider_error";
                         }
                     }
-                    AgentEvent::Closed => break "provider_closed",
-                    AgentEvent::Ready | AgentEvent::AgentAudioDone | AgentEvent::Usage(_) => {}
+                    // A clean close is the agent ending the conversation (its goodbye is queued):
+                    // the call ends once that has played. A failure comes as a fatal Error.
+                    AgentEvent::Closed => finished = true,
+                    AgentEvent::Ready
+                    | AgentEvent::UserSpeechStopped
+                    | AgentEvent::AgentAudioDone
+                    | AgentEvent::Usage(_) => {}
                 }
             }
             _ = async { tokio::time::sleep_until(deadline.unwrap_or_else(tokio::time::Instant::now)).await },
@@ -156,9 +211,44 @@ async fn run_bridge(
             // The agent's goodbye or "please hold" plays out before the desk takes over.
             _ = tokio::time::sleep(std::time::Duration::from_millis(20)),
                 if handoff_after_audio && board.queued() == 0 => break "ai_requested_human",
+            _ = tokio::time::sleep(std::time::Duration::from_millis(20)),
+                if finished && !handoff_after_audio && board.queued() == 0 => break "ai_finished",
         }
     };
     reason
+}
+
+/// What a handoff leaves in the call history: the final lines and the agent's summary.
+#[derive(Default)]
+struct Record {
+    lines: Vec<TranscriptLine>,
+    summary: Option<String>,
+}
+
+impl Desk {
+    /// Adds this handoff's transcript to the call's history row (a call may be handed over more
+    /// than once: lines accumulate).
+    fn save_transcript(&self, call_id: &str, record: &Record) {
+        if record.lines.is_empty() && record.summary.is_none() {
+            return;
+        }
+        let previous = self.history_list(500).ok().and_then(|h| h.into_iter().find(|r| r.call_id == call_id));
+        let mut lines = previous.as_ref().map(|r| r.transcript.clone()).unwrap_or_default();
+        lines.extend(record.lines.iter().cloned());
+        // Without the agent's own summary, the caller's requests say what the call was about.
+        let summary = record.summary.clone().or_else(|| previous.and_then(|r| r.summary)).unwrap_or_else(|| {
+            let asked: Vec<&str> =
+                lines.iter().filter(|l| l.speaker == Speaker::Caller).map(|l| l.text.as_str()).collect();
+            if asked.is_empty() {
+                String::new()
+            } else {
+                format!("caller said: {}", asked.join("; "))
+            }
+        });
+        if let Err(e) = self.with_store_mut(|s| s.set_call_transcript(call_id, &lines, &summary)) {
+            tracing::warn!(call_id, "transcript not saved: {}", e.message);
+        }
+    }
 }
 
 /// Converts agent audio to the call's rate and queues it as whole 20 ms frames.

@@ -202,6 +202,24 @@ impl<'a> InCall<'a> {
 }
 
 impl Desk {
+    /// Hands the call to the AI; if the agent cannot start, the call stays with the desk and a
+    /// `handoff` event says why.
+    pub(super) async fn hand_to_ai(&self, c: &mut InCall<'_>) {
+        let Some(board) = c.board.clone() else { return };
+        match self.start_handoff(c.call_id, &board).await {
+            Ok(bridge) => c.bridge = Some(bridge),
+            Err(e) => {
+                tracing::warn!(call_id = c.call_id, "the AI cannot take the call: {e}");
+                self.emit(Event::Handoff {
+                    call_id: c.call_id.to_string(),
+                    to: "human",
+                    provider: "local",
+                    reason: Some("provider_unavailable"),
+                });
+            }
+        }
+    }
+
     /// Records a confirmed call's dialog identity (attended transfer and Replaces look it up);
     /// done before the call is reported active, so a command reacting to that finds it.
     pub(super) fn register_dialog(&self, call_id: &str, dialog: &Dialog) {
@@ -405,21 +423,7 @@ impl Desk {
             Some(CallCommand::Dtmf(digit)) => self.send_dtmf(c, digit).await,
             Some(CallCommand::Transfer(target)) => self.send_refer(c, &target).await,
             Some(CallCommand::ReferAnswer(accept)) => self.decide_refer(c, accept).await,
-            Some(CallCommand::Handoff) if c.bridge.is_none() => {
-                let board = c.board.clone()?;
-                match self.start_handoff(c.call_id, &board).await {
-                    Ok(bridge) => c.bridge = Some(bridge),
-                    Err(e) => {
-                        tracing::warn!(call_id = c.call_id, "the AI cannot take the call: {e}");
-                        self.emit(Event::Handoff {
-                            call_id: c.call_id.to_string(),
-                            to: "human",
-                            provider: "local",
-                            reason: Some("provider_unavailable"),
-                        });
-                    }
-                }
-            }
+            Some(CallCommand::Handoff) if c.bridge.is_none() => self.hand_to_ai(c).await,
             Some(CallCommand::TakeBack) => {
                 if let Some(b) = c.bridge.take() {
                     b.stop().await;

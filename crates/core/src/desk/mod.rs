@@ -2,6 +2,7 @@
 //! drive. It owns the store, loads the active accounts, follows changes made beside it (the CLI
 //! writing the same database) and publishes [`Event`]s.
 
+mod ai_settings;
 mod api_error;
 mod audio;
 mod call_settings;
@@ -23,6 +24,7 @@ use std::time::Duration;
 
 use tokio::sync::{broadcast, Notify};
 
+pub use ai_settings::{ai_answers_after, AiAnswer, AiPolicy, AiPolicyDraft, WorkingHours, WorkingHoursDraft};
 pub use api_error::ApiError;
 pub use audio::{AudioDevice, AudioDevices, AudioSettings};
 pub use call_settings::CallSettings;
@@ -50,6 +52,9 @@ pub struct DeskOptions {
     pub auto_answer: bool,
     /// Where call audio comes from and goes to.
     pub audio: AudioChoice,
+    /// When the AI answers incoming calls, whatever the saved policy says (`sipdesk run
+    /// --ai-answer`); `None` follows the policy.
+    pub ai_answer: Option<AiAnswer>,
 }
 
 /// Where call audio comes from and goes to (`sipdesk run --audio`).
@@ -82,6 +87,7 @@ impl DeskOptions {
             env_account,
             auto_answer: false,
             audio: AudioChoice::Device,
+            ai_answer: None,
         }
     }
 }
@@ -117,6 +123,8 @@ struct Inner {
     calls: calls::Calls,
     auto_answer: bool,
     audio: audio::CallAudio,
+    /// `DeskOptions::ai_answer`.
+    ai_answer: Option<AiAnswer>,
 }
 
 /// An account the desk has loaded, with its registration state.
@@ -158,6 +166,7 @@ impl Desk {
                 calls: calls::Calls::default(),
                 auto_answer: opts.auto_answer,
                 audio,
+                ai_answer: opts.ai_answer,
             }),
         }
     }
@@ -301,6 +310,12 @@ impl Desk {
             if let Some(state) = state.filter(|s| !matches!(*s, "active" | "held" | "held_remote")) {
                 return Err(ApiError::new("invalid_state", format!("the call is {state}, not connected")));
             }
+        }
+        if cmd == CallCommand::Handoff && !self.ai_policy().handoff_allowed {
+            return Err(ApiError::new(
+                "handoff_not_allowed",
+                "the desk's policy does not allow handing calls to the AI",
+            ));
         }
         if let CallCommand::Dtmf(d) = &cmd {
             let d = *d;

@@ -218,6 +218,9 @@ impl Desk {
         call.account_id = account_id;
         call.board = Some(board);
         let reason = self.in_call(&mut call).await;
+        if let Some(bridge) = call.bridge.take() {
+            bridge.end().await;
+        }
         drop(levels);
         if let Err(e) = media.stop().await {
             tracing::warn!(call_id, "closing the call's audio: {e}");

@@ -1,8 +1,8 @@
 //! Call history (`call_history`): a row when a call starts, updated when it is answered and when
-//! it ends, each in its own transaction.
+//! it ends, each in its own transaction; the AI's transcript and summary when it had the call.
 
 use rusqlite::params;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::{Store, StoreError};
 
@@ -33,6 +33,32 @@ pub struct CallRecord {
     pub end_reason: Option<String>,
     /// Negotiated codec.
     pub codec: Option<String>,
+    /// What was said while the AI voice agent had the call (empty if it never had it).
+    pub transcript: Vec<TranscriptLine>,
+    /// What the AI collected (slots and intents), for whoever takes the call or calls back;
+    /// None if it never had the call.
+    pub summary: Option<String>,
+}
+
+/// Who said a transcript line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Speaker {
+    /// The caller (what the agent recognised).
+    Caller,
+    /// The AI voice agent.
+    Ai,
+}
+
+/// One line of a call's transcript, as the `call_history.transcript` JSON array keeps it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TranscriptLine {
+    /// Who said it.
+    pub speaker: Speaker,
+    /// What was said.
+    pub text: String,
+    /// When, in milliseconds since the Unix epoch.
+    pub ts_ms: i64,
 }
 
 /// Splits a name-addr (`"Name" <sip:u@h>`) into display name and URI.
@@ -78,13 +104,37 @@ impl Store {
         )
     }
 
+    /// Saves what was said while the AI had the call and what it collected, replacing what was
+    /// saved before for that call (the caller keeps the whole transcript of the call, every
+    /// handoff included). A call not in the history is logged and ignored.
+    pub fn set_call_transcript(
+        &mut self,
+        call_id: &str,
+        transcript: &[TranscriptLine],
+        summary: &str,
+    ) -> Result<(), StoreError> {
+        let json = serde_json::to_string(transcript).expect("transcript lines always serialise");
+        let tx = self.conn.transaction().map_err(|e| super::classify(&self.path, e))?;
+        let n = tx
+            .execute(
+                "UPDATE call_history SET transcript = ?2, summary = ?3 WHERE call_id = ?1",
+                params![call_id, json, summary],
+            )
+            .and_then(|n| tx.commit().map(|_| n))
+            .map_err(|e| super::classify(&self.path, e))?;
+        if n == 0 {
+            tracing::warn!(call_id, "no call history row for a transcript");
+        }
+        Ok(())
+    }
+
     /// The latest calls, newest first.
     pub fn history(&self, limit: u32) -> Result<Vec<CallRecord>, StoreError> {
         let mut stmt = self
             .conn
             .prepare(
                 "SELECT id, call_id, account_id, direction, remote, display_name, started_at, answered_at, ended_at,
-                        duration_s, end_reason, codec
+                        duration_s, end_reason, codec, transcript, summary
                    FROM call_history ORDER BY id DESC LIMIT ?1",
             )
             .map_err(|e| self.err(e))?;
@@ -103,6 +153,12 @@ impl Store {
                     duration_s: r.get(9)?,
                     end_reason: r.get(10)?,
                     codec: r.get(11)?,
+                    // A hand-edited column that is not a transcript reads as none.
+                    transcript: r
+                        .get::<_, Option<String>>(12)?
+                        .and_then(|t| serde_json::from_str(&t).ok())
+                        .unwrap_or_default(),
+                    summary: r.get(13)?,
                 })
             })
             .map_err(|e| self.err(e))?;
@@ -142,5 +198,50 @@ mod tests {
             (Some("remote_hangup"), Some("PCMU"), Some(0))
         );
         assert!(h[0].answered_at.is_some() && h[0].ended_at.is_some());
+        assert_eq!((h[0].transcript.len(), h[0].summary.as_deref()), (0, None), "never handed to the AI");
+    }
+
+    #[test]
+    fn a_transcript_and_summary_are_kept_with_the_call() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("h.db");
+        let mut s = Store::open_with_secrets(&path, SecretStore::file_only(&path)).unwrap();
+        s.call_started("c1", 1, "in", "<sip:2001@example.com>").unwrap();
+        s.call_started("c2", 1, "in", "<sip:2002@example.com>").unwrap();
+        let lines = [
+            TranscriptLine {
+                speaker: Speaker::Ai,
+                text: "Hello. You are talking to an automated assistant.".into(),
+                ts_ms: 1,
+            },
+            TranscriptLine {
+                speaker: Speaker::Caller,
+                text: "i have a question about my bill \"urgent\"".into(),
+                ts_ms: 2,
+            },
+        ];
+        s.set_call_transcript("c1", &lines[..1], "intent: none").unwrap();
+        s.set_call_transcript("c1", &lines, "intent: billing; callback_number: 5551234").unwrap();
+        s.set_call_transcript("nope", &lines, "x").unwrap();
+        s.call_ended("c1", "remote_hangup").unwrap();
+        let h = s.history(10).unwrap();
+        let c1 = h.iter().find(|r| r.call_id == "c1").unwrap();
+        assert_eq!(c1.transcript, lines, "the last save wins");
+        assert_eq!(c1.summary.as_deref(), Some("intent: billing; callback_number: 5551234"));
+        assert_eq!(c1.end_reason.as_deref(), Some("remote_hangup"));
+        let c2 = h.iter().find(|r| r.call_id == "c2").unwrap();
+        assert!(c2.transcript.is_empty() && c2.summary.is_none());
+        let json = serde_json::to_value(c1).unwrap();
+        assert_eq!(json["transcript"][1], serde_json::json!({"speaker": "caller", "text": lines[1].text, "ts_ms": 2}));
+        let column: String = rusqlite::Connection::open(&path)
+            .unwrap()
+            .query_row("SELECT transcript FROM call_history WHERE call_id = 'c1'", [], |r| r.get(0))
+            .unwrap();
+        assert!(column.starts_with("[{\"speaker\":\"ai\""), "{column}");
+        rusqlite::Connection::open(&path)
+            .unwrap()
+            .execute("UPDATE call_history SET transcript = 'not json' WHERE call_id = 'c1'", [])
+            .unwrap();
+        assert!(s.history(10).unwrap().iter().find(|r| r.call_id == "c1").unwrap().transcript.is_empty());
     }
 }

@@ -2,14 +2,15 @@
 //!
 //! Version 1 is the organisation's original `sip_configs` table (created only if absent, so an
 //! existing database keeps its rows); later versions add to it (v2 desk fields and settings, v3
-//! call history, v4 the per-account codec order, v5 the per-account DTMF mode). Each step runs in its own
+//! call history, v4 the per-account codec order, v5 the per-account DTMF mode, v6 the AI agent
+//! configurations and each call's transcript and summary). Each step runs in its own
 //! transaction together with the version bump. A database from a newer SipDesk is refused
 //! untouched rather than guessed at.
 
 use rusqlite::{Connection, Transaction};
 
 /// The schema version this build writes.
-pub const LATEST: i64 = 5;
+pub const LATEST: i64 = 6;
 
 /// Why migrating failed.
 #[derive(Debug, thiserror::Error)]
@@ -46,6 +47,7 @@ pub(super) fn migrate_to(conn: &mut Connection, target: i64) -> Result<(), Migra
             3 => v3_call_history(&tx)?,
             4 => v4_account_codecs(&tx)?,
             5 => v5_account_dtmf_mode(&tx)?,
+            6 => v6_ai_agents_and_transcripts(&tx)?,
             _ => unreachable!("every version up to LATEST has a step"),
         }
         tx.pragma_update(None, "user_version", version)?;
@@ -138,6 +140,45 @@ fn v4_account_codecs(tx: &Transaction) -> rusqlite::Result<()> {
 fn v5_account_dtmf_mode(tx: &Transaction) -> rusqlite::Result<()> {
     if !has_column(tx, "sip_configs", "dtmf_mode")? {
         tx.execute_batch("ALTER TABLE sip_configs ADD COLUMN dtmf_mode TEXT NOT NULL DEFAULT 'rfc4733';")?;
+    }
+    Ok(())
+}
+
+/// The AI voice agents a call can be handed to, one row per provider: `local` (offline, the
+/// default, enabled), `openai` and `doubao` (disabled until an admin enables them, with their
+/// public endpoints). `api_key` holds only a secret store reference, like `sip_configs.password`.
+/// Each call's `transcript` (a JSON array of `{speaker, text, ts_ms}`) and `summary` (what the AI
+/// collected) join the call history, NULL for every existing call.
+fn v6_ai_agents_and_transcripts(tx: &Transaction) -> rusqlite::Result<()> {
+    tx.execute_batch(
+        "CREATE TABLE IF NOT EXISTS ai_agent_configs (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            provider TEXT NOT NULL CHECK (provider IN ('local', 'doubao', 'openai')),
+            enabled INTEGER NOT NULL DEFAULT 0,
+            endpoint TEXT NOT NULL DEFAULT '',
+            app_id TEXT NOT NULL DEFAULT '',
+            api_key TEXT NOT NULL DEFAULT '',
+            voice TEXT NOT NULL DEFAULT '',
+            instructions TEXT NOT NULL DEFAULT '',
+            greeting TEXT NOT NULL DEFAULT '',
+            language TEXT NOT NULL DEFAULT '',
+            is_default INTEGER NOT NULL DEFAULT 0,
+            created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%SZ', 'now')),
+            updated_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%SZ', 'now'))
+        );
+        CREATE UNIQUE INDEX IF NOT EXISTS ai_agent_configs_provider ON ai_agent_configs (provider);
+        INSERT OR IGNORE INTO ai_agent_configs (provider, enabled, endpoint, voice, language, is_default)
+            VALUES ('local', 1, '', 'slt', 'en', 1);
+        INSERT OR IGNORE INTO ai_agent_configs (provider, enabled, endpoint, voice, language, is_default)
+            VALUES ('openai', 0, 'wss://api.openai.com/v1/realtime', 'alloy', '', 0);
+        INSERT OR IGNORE INTO ai_agent_configs (provider, enabled, endpoint, voice, language, is_default)
+            VALUES ('doubao', 0, 'wss://openspeech.bytedance.com/api/v3/realtime/dialogue',
+                    'zh_female_vv_jupiter_bigtts', 'zh-CN', 0);",
+    )?;
+    for column in ["transcript", "summary"] {
+        if !has_column(tx, "call_history", column)? {
+            tx.execute_batch(&format!("ALTER TABLE call_history ADD COLUMN {column} TEXT;"))?;
+        }
     }
     Ok(())
 }

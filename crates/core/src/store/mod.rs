@@ -1,9 +1,11 @@
-//! Local SQLite store: SIP accounts (`sip_configs`), desk settings, and the secrets they refer to.
+//! Local SQLite store: SIP accounts (`sip_configs`), desk settings, the call history, the AI
+//! agent configurations (`ai_agent_configs`), and the secrets they refer to.
 //!
 //! Every write runs in a transaction. Errors say what is wrong with the file (locked, not a
 //! database, from a newer version) and nothing is ever deleted to "repair" it.
 
 mod account;
+mod ai_agent;
 mod env_account;
 mod history;
 mod instance_lock;
@@ -22,8 +24,9 @@ use std::time::Duration;
 use rusqlite::{Connection, ErrorCode, OpenFlags};
 
 pub use account::{Account, AccountDraft, AccountView, DtmfMode, Password, Protocol, Source};
+pub use ai_agent::{AiAgentConfig, AiAgentDraft, AiAgentView, AiProvider, ApiKey};
 pub use env_account::{env_account, merge as merge_env_account, EnvAccountError, ENV_ACCOUNT_ID};
-pub use history::{split_name_addr, CallRecord};
+pub use history::{split_name_addr, CallRecord, Speaker, TranscriptLine};
 pub use instance_lock::{InstanceLock, LockError};
 pub use migrations::LATEST as SCHEMA_VERSION;
 pub use secrets::{SecretBackend, SecretError, SecretStore};
@@ -56,12 +59,18 @@ pub enum StoreError {
         /// Newest version we know.
         supported: i64,
     },
-    /// Field validation failed.
+    /// Field validation of an account failed.
     #[error("invalid account: {}", list(.0))]
     Invalid(Vec<FieldError>),
     /// No account with that id.
     #[error("no account with id {0}")]
     NotFound(i64),
+    /// Field validation of an AI agent configuration failed.
+    #[error("invalid AI agent configuration: {}", list(.0))]
+    InvalidAiAgent(Vec<FieldError>),
+    /// No AI agent configuration with that id.
+    #[error("no AI agent configuration with id {0}")]
+    NoAiAgent(i64),
     /// The secret store failed.
     #[error(transparent)]
     Secret(#[from] SecretError),
@@ -82,7 +91,8 @@ impl StoreError {
             StoreError::Unreadable { .. } => "store_unreadable",
             StoreError::NewerSchema { .. } => "store_newer_version",
             StoreError::Invalid(_) => "invalid_account",
-            StoreError::NotFound(_) => "not_found",
+            StoreError::NotFound(_) | StoreError::NoAiAgent(_) => "not_found",
+            StoreError::InvalidAiAgent(_) => "invalid_ai_agent",
             StoreError::Secret(_) => "secret_store",
             StoreError::Sql(_) => "store_error",
         }
@@ -138,6 +148,7 @@ impl Store {
         })?;
         let mut store = Store { conn, path: path.to_path_buf(), secrets };
         store.move_plaintext_passwords()?;
+        store.move_plaintext_api_keys()?;
         Ok(store)
     }
 

@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
 
+use super::secrets;
 use super::*;
 
 fn open(path: &Path) -> Result<Store, StoreError> {
@@ -340,4 +341,241 @@ fn dtmf_mode_is_stored_kept_on_edit_and_validated_with_the_other_fields() {
     let view = store.account(plain).unwrap();
     assert_eq!(view.dtmf_mode, DtmfMode::Rfc4733);
     assert_eq!(serde_json::to_value(store.account(info).unwrap()).unwrap()["dtmf_mode"], "rfc4733");
+}
+
+// ---- v6: AI agent configurations, transcripts ----
+
+fn agent(store: &Store, provider: AiProvider) -> AiAgentView {
+    store.ai_agent_by_provider(provider).unwrap()
+}
+
+fn fields_of(e: StoreError) -> Vec<(&'static str, &'static str)> {
+    let StoreError::InvalidAiAgent(fields) = e else { panic!("expected InvalidAiAgent, got {e}") };
+    fields.iter().map(|f| (f.field, f.code)).collect()
+}
+
+#[test]
+fn a_version_5_database_gains_the_ai_agents_and_transcripts_and_keeps_its_rows() {
+    let (_d, path) = temp_db();
+    let mut c = Connection::open(&path).unwrap();
+    migrations::migrate_to(&mut c, 5).unwrap();
+    c.execute_batch(
+        "INSERT INTO sip_configs (server_host, username, password, is_active, is_default, codecs, dtmf_mode)
+           VALUES ('pbx.example.com', '1001', '', 1, 1, 'pcma', 'info');
+         INSERT INTO call_history (call_id, account_id, direction, remote, display_name, end_reason, codec)
+           VALUES ('c1', 1, 'in', 'sip:2002@pbx', 'Li', 'remote_hangup', 'PCMA');
+         INSERT INTO desk_settings (key, value) VALUES ('refer_policy', 'refuse');",
+    )
+    .unwrap();
+    let tables: i64 =
+        c.query_row("SELECT count(*) FROM sqlite_master WHERE name = 'ai_agent_configs'", [], |r| r.get(0)).unwrap();
+    assert_eq!(tables, 0, "version 5 has no AI agents");
+    drop(c);
+    let mut store = open(&path).unwrap();
+    let v: i64 = Connection::open(&path).unwrap().query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+    assert_eq!((v, SCHEMA_VERSION), (6, 6));
+    let a = store.account(1).unwrap();
+    assert_eq!((a.codecs.as_deref(), a.dtmf_mode), (Some("pcma"), DtmfMode::Info));
+    let h = store.history(10).unwrap();
+    assert_eq!((h.len(), h[0].display_name.as_str(), h[0].codec.as_deref()), (1, "Li", Some("PCMA")));
+    assert!(h[0].transcript.is_empty() && h[0].summary.is_none(), "old calls have no transcript");
+    assert_eq!(store.setting("refer_policy").unwrap().as_deref(), Some("refuse"));
+
+    // The three providers, the local one enabled and the default, the cloud ones off with their
+    // public endpoints.
+    let agents = store.ai_agents().unwrap();
+    let summary: Vec<_> =
+        agents.iter().map(|a| (a.provider, a.enabled, a.is_default, a.endpoint.as_str(), a.api_key_set)).collect();
+    assert_eq!(
+        summary,
+        [
+            (AiProvider::Local, true, true, "", false),
+            (AiProvider::Openai, false, false, "wss://api.openai.com/v1/realtime", false),
+            (AiProvider::Doubao, false, false, "wss://openspeech.bytedance.com/api/v3/realtime/dialogue", false),
+        ]
+    );
+    for a in &agents {
+        assert_eq!(a.endpoint, a.provider.default_endpoint());
+    }
+    assert_eq!(agents[0].language, "en");
+    assert_eq!(store.default_ai_agent().unwrap().provider, AiProvider::Local);
+
+    // A transcript can be saved on the old call.
+    let line = TranscriptLine { speaker: Speaker::Caller, text: "my bill".into(), ts_ms: 5 };
+    store.set_call_transcript("c1", std::slice::from_ref(&line), "intent: billing").unwrap();
+    drop(store);
+    // Opening again is a no-op: no second set of providers, the transcript kept.
+    let store = open(&path).unwrap();
+    assert_eq!(store.ai_agents().unwrap().len(), 3);
+    assert_eq!(store.history(1).unwrap()[0].transcript, [line]);
+}
+
+#[test]
+fn an_api_key_lives_in_the_secret_store_and_an_empty_field_keeps_it() {
+    let (_d, path) = temp_db();
+    let mut store = open(&path).unwrap();
+    let openai = agent(&store, AiProvider::Openai);
+    let key = "sk-test-0123456789abcdef";
+    let edit = AiAgentDraft { api_key: Some(format!(" {key} ")), voice: Some("marin".into()), ..Default::default() };
+    store.update_ai_agent(openai.id, &edit).unwrap();
+    let view = store.ai_agent(openai.id).unwrap();
+    assert!(view.api_key_set && !view.enabled, "a key alone does not enable it");
+    let column: String = Connection::open(&path)
+        .unwrap()
+        .query_row("SELECT api_key FROM ai_agent_configs WHERE id = ?1", [openai.id], |r| r.get(0))
+        .unwrap();
+    assert!(secrets::is_reference(&column) && !column.contains(key), "the column holds {column}");
+    assert_eq!(read_secret_file(&path).into_values().collect::<Vec<_>>(), [key]);
+    assert_eq!(store.ai_agent_config(openai.id).unwrap().api_key.expose(), key);
+    // Nothing shown carries it: the view, its JSON, Debug of the config and of a draft.
+    assert!(!serde_json::to_string(&store.ai_agents().unwrap()).unwrap().contains(key));
+    assert!(!format!("{:?}", store.ai_agent_config(openai.id).unwrap()).contains(key));
+    assert!(!format!("{edit:?}").contains(key));
+
+    // Edits without a key, or with an empty one, keep it.
+    for keep in [None, Some(String::new()), Some("   ".into())] {
+        let d = AiAgentDraft { api_key: keep, instructions: Some("Be brief.".into()), ..Default::default() };
+        store.update_ai_agent(openai.id, &d).unwrap();
+    }
+    assert_eq!(store.ai_agent_config(openai.id).unwrap().api_key.expose(), key);
+    // Enabling it works now that it has a key; a new key replaces the old secret.
+    store.update_ai_agent(openai.id, &AiAgentDraft { enabled: Some(true), ..Default::default() }).unwrap();
+    store
+        .update_ai_agent(openai.id, &AiAgentDraft { api_key: Some("sk-second".into()), ..Default::default() })
+        .unwrap();
+    assert_eq!(read_secret_file(&path).into_values().collect::<Vec<_>>(), ["sk-second"], "the old secret is gone");
+    // An enabled cloud provider cannot lose its key; a disabled one can.
+    let clear = AiAgentDraft { clear_api_key: Some(true), ..Default::default() };
+    assert_eq!(fields_of(store.update_ai_agent(openai.id, &clear).unwrap_err()), [("api_key", "api_key_required")]);
+    let clear_off = AiAgentDraft { enabled: Some(false), clear_api_key: Some(true), ..Default::default() };
+    store.update_ai_agent(openai.id, &clear_off).unwrap();
+    assert!(!store.ai_agent(openai.id).unwrap().api_key_set);
+    assert!(read_secret_file(&path).is_empty(), "a cleared key is deleted");
+    assert_eq!(store.ai_agent_config(openai.id).unwrap().api_key, ApiKey::default());
+
+    // A plaintext key written into the column by hand is moved out on the next open.
+    Connection::open(&path)
+        .unwrap()
+        .execute("UPDATE ai_agent_configs SET api_key = 'sk-hand-written' WHERE id = ?1", [openai.id])
+        .unwrap();
+    drop(store);
+    let store = open(&path).unwrap();
+    let column: String = Connection::open(&path)
+        .unwrap()
+        .query_row("SELECT api_key FROM ai_agent_configs WHERE id = ?1", [openai.id], |r| r.get(0))
+        .unwrap();
+    assert!(column.starts_with("file:"), "{column}");
+    assert_eq!(store.ai_agent_config(openai.id).unwrap().api_key.expose(), "sk-hand-written");
+}
+
+#[test]
+fn ai_agent_validation_reports_every_bad_field_and_changes_nothing() {
+    let (_d, path) = temp_db();
+    let mut store = open(&path).unwrap();
+    let (local, openai, doubao) =
+        (agent(&store, AiProvider::Local), agent(&store, AiProvider::Openai), agent(&store, AiProvider::Doubao));
+
+    // Cloud providers stay off until they have what they need.
+    let enable = AiAgentDraft { enabled: Some(true), ..Default::default() };
+    assert_eq!(fields_of(store.update_ai_agent(openai.id, &enable).unwrap_err()), [("api_key", "api_key_required")]);
+    assert_eq!(
+        fields_of(store.update_ai_agent(doubao.id, &enable).unwrap_err()),
+        [("api_key", "api_key_required"), ("app_id", "app_id_required")]
+    );
+    let no_endpoint = AiAgentDraft { endpoint: Some(String::new()), api_key: Some("k".into()), ..enable.clone() };
+    assert_eq!(
+        fields_of(store.update_ai_agent(openai.id, &no_endpoint).unwrap_err()),
+        [("endpoint", "endpoint_required")]
+    );
+
+    let bad = AiAgentDraft {
+        endpoint: Some("http://api.example.com/realtime".into()),
+        api_key: Some("has space".into()),
+        app_id: Some("x y".into()),
+        voice: Some("a/b".into()),
+        instructions: Some("\u{1}".into()),
+        greeting: Some("two\nlines".into()),
+        language: Some("english".into()),
+        ..Default::default()
+    };
+    assert_eq!(
+        fields_of(store.update_ai_agent(doubao.id, &bad).unwrap_err()),
+        [
+            ("endpoint", "endpoint_invalid"),
+            ("app_id", "app_id_invalid"),
+            ("voice", "voice_invalid"),
+            ("instructions", "instructions_invalid"),
+            ("greeting", "greeting_invalid"),
+            ("language", "language_invalid"),
+            ("api_key", "api_key_invalid"),
+        ]
+    );
+    let insecure = AiAgentDraft { endpoint: Some("ws://api.openai.com/v1/realtime".into()), ..Default::default() };
+    assert_eq!(
+        fields_of(store.update_ai_agent(openai.id, &insecure).unwrap_err()),
+        [("endpoint", "endpoint_insecure")]
+    );
+    assert_eq!(store.ai_agent(doubao.id).unwrap(), doubao, "a rejected edit changes nothing");
+    assert!(read_secret_file(&path).is_empty(), "a rejected key is never stored");
+
+    // The local agent: no endpoint, key or app id, the slt voice, English.
+    let local_bad = AiAgentDraft {
+        endpoint: Some("wss://h.example/".into()),
+        api_key: Some("k".into()),
+        app_id: Some("123".into()),
+        voice: Some("alloy".into()),
+        language: Some("zh-CN".into()),
+        ..Default::default()
+    };
+    assert_eq!(
+        fields_of(store.update_ai_agent(local.id, &local_bad).unwrap_err()),
+        [
+            ("endpoint", "endpoint_unsupported"),
+            ("api_key", "api_key_unsupported"),
+            ("voice", "voice_unsupported"),
+            ("language", "language_unsupported"),
+            ("app_id", "app_id_unsupported"),
+        ]
+    );
+    let greet = AiAgentDraft {
+        greeting: Some(" Hello, you are talking to an automated assistant. ".into()),
+        language: Some("EN-us".into()),
+        ..Default::default()
+    };
+    store.update_ai_agent(local.id, &greet).unwrap();
+    let l = store.ai_agent(local.id).unwrap();
+    assert_eq!(
+        (l.greeting.as_str(), l.language.as_str()),
+        ("Hello, you are talking to an automated assistant.", "en-US")
+    );
+
+    // The default cannot be disabled; only an enabled provider can become the default.
+    let off = AiAgentDraft { enabled: Some(false), ..Default::default() };
+    assert_eq!(fields_of(store.update_ai_agent(local.id, &off).unwrap_err()), [("enabled", "default_disabled")]);
+    assert_eq!(fields_of(store.set_default_ai_agent(openai.id).unwrap_err()), [("is_default", "default_disabled")]);
+    let doubao_on = AiAgentDraft {
+        enabled: Some(true),
+        app_id: Some("1234567890".into()),
+        api_key: Some("access-key-1".into()),
+        endpoint: Some("ws://127.0.0.1:9000/api/v3/realtime/dialogue".into()),
+        ..Default::default()
+    };
+    store.update_ai_agent(doubao.id, &doubao_on).unwrap();
+    store.set_default_ai_agent(doubao.id).unwrap();
+    let cfg = store.default_ai_agent().unwrap();
+    assert_eq!(
+        (cfg.provider, cfg.app_id.as_str(), cfg.api_key.expose()),
+        (AiProvider::Doubao, "1234567890", "access-key-1")
+    );
+    assert_eq!(cfg.endpoint, "ws://127.0.0.1:9000/api/v3/realtime/dialogue", "loopback ws:// is allowed for tests");
+    assert!(!store.ai_agent(local.id).unwrap().is_default);
+    store.update_ai_agent(local.id, &off).unwrap();
+    assert_eq!(fields_of(store.update_ai_agent(doubao.id, &off).unwrap_err()), [("enabled", "default_disabled")]);
+    assert!(matches!(store.update_ai_agent(99, &off), Err(StoreError::NoAiAgent(99))));
+    assert_eq!(StoreError::NoAiAgent(99).code(), "not_found");
+    assert_eq!(StoreError::InvalidAiAgent(vec![]).code(), "invalid_ai_agent");
+    // Drafts arrive as JSON from the UI; unknown keys (a typo, or `provider`) are refused.
+    assert!(serde_json::from_str::<AiAgentDraft>(r#"{"provider": "openai"}"#).is_err());
+    let d: AiAgentDraft = serde_json::from_str(r#"{"api_key": null, "voice": "alloy"}"#).unwrap();
+    assert_eq!((d.api_key, d.voice.as_deref()), (None, Some("alloy")));
 }

@@ -40,6 +40,29 @@ impl FieldError {
             "codecs_repeated" => "a codec may be listed only once",
             "codecs_empty" => "the codec list names no codec (use default for the default order)",
             "dtmf_mode_invalid" => "DTMF mode must be rfc4733 or info",
+            "endpoint_required" => "a cloud provider needs its WebSocket endpoint",
+            "endpoint_invalid" => "endpoint must be a ws:// or wss:// URL with a host",
+            "endpoint_insecure" => "plain ws:// is only allowed to this machine (loopback); use wss://",
+            "endpoint_unsupported" => "the local agent has no endpoint",
+            "api_key_invalid" => "the key may not contain spaces or control characters (at most 512 characters)",
+            "api_key_required" => "a key is required before the provider can be enabled",
+            "api_key_unsupported" => "the local agent takes no key",
+            "app_id_invalid" => "app id must be letters, digits, '-' or '_' (at most 64)",
+            "app_id_required" => "Doubao needs its app id before it can be enabled",
+            "app_id_unsupported" => "only Doubao takes an app id",
+            "voice_invalid" => "voice must be letters, digits, '-', '_' or '.' (at most 64)",
+            "voice_unsupported" => "the local agent has only the slt voice",
+            "language_invalid" => "language must be a tag such as en, en-US or zh-CN",
+            "language_unsupported" => "the local agent speaks English only",
+            "instructions_invalid" => "instructions must be at most 8000 characters without control characters",
+            "greeting_invalid" => "the greeting must be at most 500 characters on one line",
+            "default_disabled" => "only an enabled provider can be the default, and the default cannot be disabled",
+            "answer_invalid" => "answer must be never, always, after:SECONDS or outside_hours",
+            "answer_after_range" => "the AI may answer after 1 to 119 seconds of ringing (calls stop ringing at 120 s)",
+            "days_invalid" => "days must be names from mon, tue, wed, thu, fri, sat, sun",
+            "days_empty" => "working hours need at least one day",
+            "time_invalid" => "a time must be HH:MM, 00:00 to 23:59",
+            "hours_empty" => "working hours must not start and end at the same time",
             _ => "invalid value",
         }
     }
@@ -233,9 +256,192 @@ pub fn dtmf_mode(value: &str) -> Result<DtmfMode, FieldError> {
     DtmfMode::parse(value).ok_or(FieldError { field: "dtmf_mode", code: "dtmf_mode_invalid" })
 }
 
+/// Longest endpoint URL accepted.
+const ENDPOINT_MAX: usize = 2048;
+/// Longest API key accepted.
+const API_KEY_MAX: usize = 512;
+/// Longest instructions (a cloud model's system prompt), in characters.
+pub const INSTRUCTIONS_MAX: usize = 8000;
+/// Longest greeting, in characters.
+pub const GREETING_MAX: usize = 500;
+
+/// Checks an AI provider's WebSocket endpoint: `wss://host[:port][/path][?query]`, or `ws://` to
+/// a loopback host only (a test server on this machine), since the key travels in the handshake.
+/// No user info, no spaces or control characters. Returns it trimmed, its scheme in lower case;
+/// empty stays empty (whether one is required is the caller's rule).
+pub fn endpoint(value: &str) -> Result<String, FieldError> {
+    let v = value.trim();
+    if v.is_empty() {
+        return Ok(String::new());
+    }
+    let bad = FieldError { field: "endpoint", code: "endpoint_invalid" };
+    if v.len() > ENDPOINT_MAX || v.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(bad);
+    }
+    let (scheme, rest) = v.split_once("://").ok_or(bad.clone())?;
+    let scheme = scheme.to_ascii_lowercase();
+    if scheme != "ws" && scheme != "wss" {
+        return Err(bad);
+    }
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    if authority.contains('@') || tail.starts_with('#') {
+        return Err(bad);
+    }
+    let (h, p) = split_host_port(authority).ok_or(bad.clone())?;
+    let h = host("server_host", h).map_err(|_| bad.clone())?;
+    if let Some(p) = p {
+        port(p).map_err(|_| bad.clone())?;
+    }
+    if scheme == "ws" && !is_loopback(&h) {
+        return Err(FieldError { field: "endpoint", code: "endpoint_insecure" });
+    }
+    Ok(format!("{scheme}://{rest}"))
+}
+
+/// `localhost`, 127.0.0.0/8 or ::1.
+fn is_loopback(host: &str) -> bool {
+    host == "localhost"
+        || host.parse::<Ipv4Addr>().is_ok_and(|a| a.is_loopback())
+        || host.parse::<Ipv6Addr>().is_ok_and(|a| a.is_loopback())
+}
+
+/// Checks an API key (or access key) typed by an admin: no spaces or control characters, at most
+/// 512 characters. Surrounding spaces (a paste) are trimmed.
+pub fn api_key(value: &str) -> Result<String, FieldError> {
+    let v = value.trim();
+    if v.len() > API_KEY_MAX || v.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(FieldError { field: "api_key", code: "api_key_invalid" });
+    }
+    Ok(v.to_string())
+}
+
+fn is_name(v: &str, extra: &str) -> bool {
+    v.len() <= 64 && v.chars().all(|c| c.is_ascii_alphanumeric() || extra.contains(c))
+}
+
+/// Checks a Doubao app id: letters, digits, `-` and `_`, at most 64 (empty: none yet).
+pub fn app_id(value: &str) -> Result<String, FieldError> {
+    let v = value.trim();
+    if !is_name(v, "-_") {
+        return Err(FieldError { field: "app_id", code: "app_id_invalid" });
+    }
+    Ok(v.to_string())
+}
+
+/// Checks a provider's voice name (`alloy`, `zh_female_vv_jupiter_bigtts`); empty: the
+/// provider's default.
+pub fn voice(value: &str) -> Result<String, FieldError> {
+    let v = value.trim();
+    if !is_name(v, "-_.") {
+        return Err(FieldError { field: "voice", code: "voice_invalid" });
+    }
+    Ok(v.to_string())
+}
+
+/// Checks a language tag (`en`, `en-US`, `zh-CN`, `zh-Hans-CN`) and returns it in its usual case
+/// (language lower, script title, region upper); empty: the provider decides.
+pub fn language(value: &str) -> Result<String, FieldError> {
+    let v = value.trim().replace('_', "-");
+    if v.is_empty() {
+        return Ok(v);
+    }
+    let bad = FieldError { field: "language", code: "language_invalid" };
+    let mut parts = v.split('-');
+    let lang = parts.next().unwrap_or_default();
+    if !(2..=3).contains(&lang.len()) || !lang.chars().all(|c| c.is_ascii_alphabetic()) {
+        return Err(bad);
+    }
+    let mut out = vec![lang.to_ascii_lowercase()];
+    for part in parts {
+        let alpha = part.chars().all(|c| c.is_ascii_alphabetic());
+        let digits = part.chars().all(|c| c.is_ascii_digit());
+        out.push(match part.len() {
+            4 if alpha => part[..1].to_ascii_uppercase() + &part[1..].to_ascii_lowercase(),
+            2 if alpha => part.to_ascii_uppercase(),
+            3 if digits => part.to_string(),
+            _ => return Err(bad),
+        });
+    }
+    if out.len() > 3 {
+        return Err(bad);
+    }
+    Ok(out.join("-"))
+}
+
+/// Checks a cloud model's instructions: at most [`INSTRUCTIONS_MAX`] characters; line breaks and
+/// tabs allowed, other control characters not.
+pub fn instructions(value: &str) -> Result<String, FieldError> {
+    let v = value.trim();
+    if v.chars().count() > INSTRUCTIONS_MAX || v.chars().any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t')) {
+        return Err(FieldError { field: "instructions", code: "instructions_invalid" });
+    }
+    Ok(v.replace("\r\n", "\n"))
+}
+
+/// Checks a greeting: one line of at most [`GREETING_MAX`] characters (empty: the provider's own).
+pub fn greeting(value: &str) -> Result<String, FieldError> {
+    let v = value.trim();
+    if v.chars().count() > GREETING_MAX || v.chars().any(char::is_control) {
+        return Err(FieldError { field: "greeting", code: "greeting_invalid" });
+    }
+    Ok(v.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ai_endpoints() {
+        assert_eq!(endpoint("").unwrap(), "");
+        assert_eq!(
+            endpoint(" WSS://api.openai.com/v1/realtime?model=gpt-realtime ").unwrap(),
+            "wss://api.openai.com/v1/realtime?model=gpt-realtime"
+        );
+        let doubao = "wss://openspeech.bytedance.com:443/api/v3/realtime/dialogue";
+        assert_eq!(endpoint(doubao).unwrap(), doubao);
+        for ok in ["ws://127.0.0.1:9000/v1/realtime", "ws://localhost:8080", "ws://[::1]:9000/x", "wss://10.0.0.5/rt"] {
+            assert!(endpoint(ok).is_ok(), "{ok}");
+        }
+        for (bad, code) in [
+            ("https://api.openai.com/v1/realtime", "endpoint_invalid"),
+            ("api.openai.com/v1/realtime", "endpoint_invalid"),
+            ("wss://", "endpoint_invalid"),
+            ("wss://user:pw@api.openai.com/", "endpoint_invalid"),
+            ("wss://bad host/", "endpoint_invalid"),
+            ("wss://h.example:99999/", "endpoint_invalid"),
+            ("wss://h.example/a b", "endpoint_invalid"),
+            ("ws://api.openai.com/v1/realtime", "endpoint_insecure"),
+            ("ws://192.168.1.10:9000/", "endpoint_insecure"),
+        ] {
+            assert_eq!(endpoint(bad).unwrap_err(), FieldError { field: "endpoint", code }, "{bad}");
+        }
+    }
+
+    #[test]
+    fn ai_text_fields() {
+        assert_eq!(api_key(" sk-abc_123 ").unwrap(), "sk-abc_123");
+        assert_eq!(api_key("sk abc").unwrap_err().code, "api_key_invalid");
+        assert_eq!(api_key(&"k".repeat(513)).unwrap_err().code, "api_key_invalid");
+        assert_eq!(app_id("1234567890").unwrap(), "1234567890");
+        assert_eq!(app_id("12 34").unwrap_err().code, "app_id_invalid");
+        assert_eq!(voice("zh_female_vv_jupiter_bigtts").unwrap(), "zh_female_vv_jupiter_bigtts");
+        assert_eq!(voice("alloy; rm").unwrap_err().code, "voice_invalid");
+        assert_eq!(language("").unwrap(), "");
+        assert_eq!(language("ZH-cn").unwrap(), "zh-CN");
+        assert_eq!(language("zh_hans_cn").unwrap(), "zh-Hans-CN");
+        assert_eq!(language("es-419").unwrap(), "es-419");
+        for bad in ["english", "e", "en-", "en-USA1", "中文", "en US"] {
+            assert_eq!(language(bad).unwrap_err().code, "language_invalid", "{bad}");
+        }
+        assert_eq!(instructions("Be brief.\r\nAlways polite.\tThanks").unwrap(), "Be brief.\nAlways polite.\tThanks");
+        assert_eq!(instructions("a\u{7}").unwrap_err().code, "instructions_invalid");
+        assert_eq!(instructions(&"x".repeat(INSTRUCTIONS_MAX + 1)).unwrap_err().code, "instructions_invalid");
+        assert_eq!(greeting(" 您好，这里是客服中心。 ").unwrap(), "您好，这里是客服中心。");
+        assert_eq!(greeting("two\nlines").unwrap_err().code, "greeting_invalid");
+        assert_eq!(greeting(&"x".repeat(GREETING_MAX + 1)).unwrap_err().code, "greeting_invalid");
+    }
 
     #[test]
     fn hosts() {

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
-use sipdesk_core::desk::AudioChoice;
+use sipdesk_core::desk::{AiAnswer, AudioChoice};
 
 /// Headless SipDesk: manage SIP accounts and run the desk without a window.
 #[derive(Debug, Parser)]
@@ -30,6 +30,12 @@ pub enum Command {
     Run(RunArgs),
     /// Place one call and exit when it ends (exit 0 if it was answered).
     Call(CallArgs),
+    /// The AI voice agents (providers, endpoints, keys) and the supervisors' AI policy.
+    Ai {
+        /// The AI operation.
+        #[command(subcommand)]
+        cmd: AiCmd,
+    },
     /// List the latest calls, newest first.
     History {
         /// One JSON array (keys named as the call_history columns).
@@ -166,6 +172,80 @@ pub struct RunArgs {
     /// Events as JSON lines on stdout; JSON commands on stdin.
     #[arg(long)]
     pub json: bool,
+    /// When the AI answers incoming calls for this run, whatever the saved policy says: never,
+    /// always, after:SECONDS of ringing nobody answered (1-119), or outside_hours.
+    #[arg(long, value_name = "WHEN")]
+    pub ai_answer: Option<AiAnswer>,
+}
+
+/// `sipdesk ai ...`.
+#[derive(Debug, Subcommand)]
+pub enum AiCmd {
+    /// List the AI agent configurations (never a key: KEY says whether one is stored).
+    List {
+        /// One JSON array, keys named as the ai_agent_configs columns (api_key_set for the key).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Change a provider's configuration; flags not given keep their values, and so does the key.
+    Edit {
+        /// local, openai or doubao (or the configuration's id).
+        provider: String,
+        /// Let calls be handed to it (a cloud provider needs its endpoint and key first; Doubao
+        /// its app id too).
+        #[arg(long, conflicts_with = "disable")]
+        enable: bool,
+        /// Stop handing calls to it (the default provider cannot be disabled).
+        #[arg(long)]
+        disable: bool,
+        /// WebSocket URL: wss://..., or ws:// to this machine (a test server).
+        #[arg(long, value_name = "URL")]
+        endpoint: Option<String>,
+        /// Read the API key (Doubao: the access key) from the first line of standard input.
+        #[arg(long, conflicts_with = "clear_api_key")]
+        api_key_stdin: bool,
+        /// Remove the stored key.
+        #[arg(long)]
+        clear_api_key: bool,
+        /// Doubao's app id.
+        #[arg(long, value_name = "ID")]
+        app_id: Option<String>,
+        /// The voice (e.g. alloy for OpenAI, zh_female_vv_jupiter_bigtts for Doubao).
+        #[arg(long)]
+        voice: Option<String>,
+        /// The system prompt of a cloud model.
+        #[arg(long, value_name = "TEXT")]
+        instructions: Option<String>,
+        /// The agent's first words (empty: the provider's own).
+        #[arg(long, value_name = "TEXT")]
+        greeting: Option<String>,
+        /// Language tag, e.g. en, en-US, zh-CN (empty: the provider decides).
+        #[arg(long, value_name = "TAG")]
+        language: Option<String>,
+    },
+    /// Make an enabled provider the one handoffs go to.
+    Default {
+        /// local, openai or doubao (or the configuration's id).
+        provider: String,
+    },
+    /// Show the supervisors' AI policy as JSON, after applying any change given.
+    Policy {
+        /// Whether agents may hand calls to the AI.
+        #[arg(long, value_name = "BOOL")]
+        handoff_allowed: Option<bool>,
+        /// When the AI answers incoming calls: never, always, after:SECONDS or outside_hours.
+        #[arg(long, value_name = "WHEN")]
+        answer: Option<String>,
+        /// Working days, e.g. mon,tue,wed,thu,fri.
+        #[arg(long, value_name = "DAYS", value_delimiter = ',')]
+        days: Option<Vec<String>>,
+        /// Start of the working hours, HH:MM local time.
+        #[arg(long, value_name = "HH:MM")]
+        start: Option<String>,
+        /// End of the working hours, HH:MM local time (at or before the start: the next day).
+        #[arg(long, value_name = "HH:MM")]
+        end: Option<String>,
+    },
 }
 
 fn parse_audio(s: &str) -> Result<AudioChoice, String> {

@@ -1,6 +1,7 @@
 //! `sipdesk`: the headless SipDesk. It parses arguments and drives the same core as the app.
 
 mod account_cmd;
+mod ai_cmd;
 mod call_cmd;
 mod cli;
 mod history_cmd;
@@ -25,6 +26,7 @@ fn main() -> ExitCode {
         cli::Command::Account { cmd } => account_cmd::run(args.db, cmd),
         cli::Command::Run(run) => with_runtime(run_cmd::run(args.db, run)),
         cli::Command::Call(call) => with_runtime(call_cmd::run(args.db, call)),
+        cli::Command::Ai { cmd } => ai_cmd::run(args.db, cmd),
         cli::Command::History { json, limit } => history_cmd::run(args.db, json, limit),
     }
 }

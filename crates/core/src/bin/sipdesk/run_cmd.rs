@@ -21,6 +21,7 @@ pub async fn run(db: Option<PathBuf>, args: RunArgs) -> ExitCode {
     let mut opts = DeskOptions::with_db(db);
     opts.auto_answer = args.auto_answer;
     opts.audio = args.audio.clone();
+    opts.ai_answer = args.ai_answer;
     // Listen for SIGTERM/SIGINT before anything else, so a stop sent right after start-up is a
     // clean stop and not the default action (death without unregistering).
     let stop_signal = stop_signal();
@@ -34,7 +35,13 @@ pub async fn run(db: Option<PathBuf>, args: RunArgs) -> ExitCode {
         eprintln!("sipdesk: {}", e.message);
         return ExitCode::from(EXIT_INSTANCE_RUNNING);
     }
-    tracing::info!(audio = ?args.audio, auto_answer = args.auto_answer, "sipdesk running; stop with Ctrl-C");
+    let ai_answer = args.ai_answer.map(|a| a.to_string());
+    tracing::info!(
+        audio = ?args.audio,
+        auto_answer = args.auto_answer,
+        ai_answer = ai_answer.as_deref(),
+        "sipdesk running; stop with Ctrl-C"
+    );
     if args.json {
         tokio::spawn(read_commands(desk.clone(), replies_tx));
     }
