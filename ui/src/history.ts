@@ -1,6 +1,9 @@
-// The call history card: one row per call, newest first, each with a call-back button.
+// The call history card: one row per call, newest first, each with a call-back button. Calls the
+// AI assistant had are marked; the party's name opens the call's details (history-detail.ts):
+// for those calls, the assistant's summary and the saved transcript.
 import { clock, startedAt } from "./call-format";
 import { h } from "./dom";
+import { aiChip, aiHandled, openDetail, renderOpenDetail } from "./history-detail";
 import { t, tCode } from "./i18n";
 import type { ApiError, CallRecord } from "./types";
 
@@ -13,7 +16,7 @@ export interface HistoryState {
 }
 
 export function renderHistory(s: HistoryState, callBack: (r: CallRecord) => void): HTMLElement {
-  return h(
+  const card = h(
     "section",
     { id: "history-card", class: "card history-card" },
     h("div", { class: "card-head" }, h("div", {}, h("h2", {}, t("history.title")), h("p", { class: "muted" }, t("history.subtitle")))),
@@ -40,6 +43,10 @@ export function renderHistory(s: HistoryState, callBack: (r: CallRecord) => void
             : h("div", { id: "history-empty", class: "empty" }, h("p", { class: "empty-title" }, t("history.empty"))),
         ),
   );
+  // The call whose details are open stays open across rebuilds of the card.
+  const detail = renderOpenDetail(s.records, s.live);
+  if (detail) card.append(detail);
+  return card;
 }
 
 /** The row's icon: outgoing, incoming, or incoming and never answered (not while it still rings). */
@@ -58,19 +65,41 @@ function result(r: CallRecord, live: boolean): [string, string] {
 function row(r: CallRecord, live: boolean, callBack: (r: CallRecord) => void): HTMLElement {
   const [icon, iconLabel] = kind(r, live);
   const [resultClass, resultText] = result(r, live);
+  const ai = aiHandled(r);
+  const party = r.display_name || r.remote;
   return h(
     "div",
-    { class: `history-row dir-${r.direction}`, "data-call-id": r.call_id, "data-reason": r.end_reason ?? (live ? "live" : "interrupted") },
+    {
+      class: `history-row dir-${r.direction}${ai ? " with-ai" : ""}`,
+      "data-call-id": r.call_id,
+      "data-reason": r.end_reason ?? (live ? "live" : "interrupted"),
+      "data-ai": ai ? "true" : "false",
+    },
     h("span", { class: `history-icon icon-${icon}`, title: t(iconLabel), role: "img", "aria-label": t(iconLabel) }, h("span", { class: `icon icon-call-${icon}` })),
     h(
-      "span",
-      { class: "history-party" },
-      h("span", { class: "history-name" }, r.display_name || r.remote),
+      "button",
+      {
+        class: "history-party history-open",
+        type: "button",
+        "aria-haspopup": "dialog",
+        title: t(ai ? "history.details_ai" : "history.details"),
+        "aria-label": t(ai ? "history.open_ai" : "history.open", { party }),
+        onclick: (ev: Event) => {
+          const el = ev.currentTarget as HTMLElement;
+          openDetail(r, live, callBack, el.closest("#history-card"));
+        },
+      },
+      h("span", { class: "history-name" }, party),
       r.display_name ? h("span", { class: "history-uri" }, r.remote) : null,
     ),
     h("span", { class: "history-started" }, startedAt(r.started_at)),
     h("span", { class: "history-duration num" }, r.answered_at && r.duration_s !== null ? clock(r.duration_s) : t("history.no_duration")),
-    h("span", { class: `history-result result-${resultClass}` }, resultText),
+    h(
+      "span",
+      { class: "history-outcome" },
+      h("span", { class: `history-result result-${resultClass}` }, resultText),
+      ai ? aiChip() : null,
+    ),
     h(
       "span",
       { class: "history-actions" },

@@ -174,7 +174,11 @@ export interface CallRecord {
   codec: string | null;
   /** What was said while the AI assistant had the call (empty if it never had it). */
   transcript: TranscriptLine[];
-  /** What the AI collected (intents, slots); null if it never had the call. */
+  /**
+   * What the AI collected (intents, slots), in the core's words: `; `-separated parts, most of them
+   * `name: value` (e.g. `reason for calling: billing; callback_number: 5551234`); null if it never
+   * had the call.
+   */
   summary: string | null;
 }
 
