@@ -219,6 +219,28 @@ fn goertzel_power(samples: &[f64], hz: f64, rate: u32) -> f64 {
     s1 * s1 + s2 * s2 - coeff * s1 * s2
 }
 
+/// Writes an 8 kHz mono WAV of `text` spoken by flite (as a phone would carry it): `lead`
+/// seconds of silence, the speech, then `tail` seconds of silence (baresip hangs up when its
+/// WAV ends, so the tail sets how long the caller stays).
+pub fn write_spoken_wav(path: &Path, text: &str, lead: f64, tail: f64) {
+    let speech = sipdesk_core::agent::tts::synthesize(text).expect("flite");
+    let at8k = sipdesk_core::media::resample::resample(&speech.samples, speech.rate.hz(), 8000);
+    let spec =
+        hound::WavSpec { channels: 1, sample_rate: 8000, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
+    let mut w = hound::WavWriter::create(path, spec).expect("create WAV");
+    let zeros = |w: &mut hound::WavWriter<_>, secs: f64| {
+        for _ in 0..(secs * 8000.0) as usize {
+            w.write_sample(0i16).expect("write WAV");
+        }
+    };
+    zeros(&mut w, lead);
+    for s in at8k {
+        w.write_sample(s).expect("write WAV");
+    }
+    zeros(&mut w, tail);
+    w.finalize().expect("finish WAV");
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

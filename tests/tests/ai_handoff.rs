@@ -18,25 +18,6 @@ use sipdesk_e2e::sipdesk::{add_account, Running};
 
 const QUESTION: &str = "I have a question about my bill";
 
-/// Writes 8 kHz mono: `lead` s of silence, the sentence, `tail` s of silence.
-fn spoken_wav(path: &std::path::Path, text: &str, lead: f64, tail: f64) {
-    let speech = sipdesk_core::agent::tts::synthesize(text).expect("flite");
-    let at8k = resample(&speech.samples, speech.rate.hz(), 8000);
-    let spec =
-        hound::WavSpec { channels: 1, sample_rate: 8000, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
-    let mut w = hound::WavWriter::create(path, spec).unwrap();
-    for _ in 0..(lead * 8000.0) as usize {
-        w.write_sample(0i16).unwrap();
-    }
-    for s in at8k {
-        w.write_sample(s).unwrap();
-    }
-    for _ in 0..(tail * 8000.0) as usize {
-        w.write_sample(0i16).unwrap();
-    }
-    w.finalize().unwrap();
-}
-
 /// Cuts 8 kHz audio into utterances separated by at least 300 ms of near-silence.
 fn utterances(samples: &[i16]) -> Vec<&[i16]> {
     let loud: Vec<bool> = samples.chunks(80).map(|w| w.iter().any(|s| s.unsigned_abs() > 300)).collect();
@@ -97,7 +78,7 @@ fn rig_with(wav_text: Option<(&str, f64, f64)>, silence: f64, audio: &str, run: 
     let dir = tempfile::tempdir().unwrap();
     let wav = dir.path().join("caller.wav");
     match wav_text {
-        Some((text, lead, tail)) => spoken_wav(&wav, text, lead, tail),
+        Some((text, lead, tail)) => sipdesk_e2e::audio::write_spoken_wav(&wav, text, lead, tail),
         None => sipdesk_e2e::audio::write_tone_wav(&wav, 0.0, 8000, 0.0, -100.0, silence),
     }
     let mut phone = Baresip::start(&BaresipConfig {
@@ -228,7 +209,7 @@ fn the_local_agent_answers_a_handed_over_call() {
     let dir = tempfile::tempdir().unwrap();
     let wav = dir.path().join("caller.wav");
     // The greeting takes about 6 s: ask after it, then leave time for the reply.
-    spoken_wav(&wav, QUESTION, 8.0, 9.0);
+    sipdesk_e2e::audio::write_spoken_wav(&wav, QUESTION, 8.0, 9.0);
     let mut phone = Baresip::start(&BaresipConfig {
         user: "2001".into(),
         password: "pw-2001".into(),
@@ -344,7 +325,7 @@ fn a_conversation_that_ends_with_the_agents_goodbye_hangs_up() {
     let dir = tempfile::tempdir().unwrap();
     let say = |phone: &mut Baresip, name: &str, text: &str| {
         let wav = dir.path().join(name);
-        spoken_wav(&wav, text, 0.3, 40.0);
+        sipdesk_e2e::audio::write_spoken_wav(&wav, text, 0.3, 40.0);
         phone.command("ausrc", Some(&format!("aufile,{}", wav.display()))).expect("baresip ausrc");
     };
     let ai_said = |desk: &mut Running, what: &str, needle: &'static str| {

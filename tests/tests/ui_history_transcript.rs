@@ -19,7 +19,6 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use sipdesk_core::media::resample::resample;
 use sipdesk_e2e::baresip::{self, Baresip, BaresipConfig};
 use sipdesk_e2e::kamailio::{self, Config, Kamailio};
 use sipdesk_e2e::require_programs;
@@ -44,26 +43,6 @@ fn en(key: &str) -> String {
 
 fn zh(key: &str) -> String {
     ui_text("zh-CN", key, &[])
-}
-
-/// Writes 8 kHz mono: `lead` s of silence, the sentence spoken by flite, `tail` s of silence.
-fn spoken_wav(path: &Path, text: &str, lead: f64, tail: f64) {
-    let speech = sipdesk_core::agent::tts::synthesize(text).expect("flite");
-    let at8k = resample(&speech.samples, speech.rate.hz(), 8000);
-    let spec =
-        hound::WavSpec { channels: 1, sample_rate: 8000, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
-    let mut w = hound::WavWriter::create(path, spec).unwrap();
-    let silence = |w: &mut hound::WavWriter<_>, s: f64| {
-        for _ in 0..(s * 8000.0) as usize {
-            w.write_sample(0i16).unwrap();
-        }
-    };
-    silence(&mut w, lead);
-    for s in at8k {
-        w.write_sample(s).unwrap();
-    }
-    silence(&mut w, tail);
-    w.finalize().unwrap();
 }
 
 /// The live transcript panel's final lines of `speaker`, oldest first.
@@ -205,8 +184,8 @@ fn a_call_the_ai_had_shows_its_summary_and_transcript_in_the_history() {
     let question = tmp.path().join("question.wav");
     let ask_person = tmp.path().join("ask-person.wav");
     // baresip hangs up when a WAV ends: each lasts longer than the rest of the test.
-    spoken_wav(&question, QUESTION, 0.3, 240.0);
-    spoken_wav(&ask_person, ASK_PERSON, 0.3, 240.0);
+    sipdesk_e2e::audio::write_spoken_wav(&question, QUESTION, 0.3, 240.0);
+    sipdesk_e2e::audio::write_spoken_wav(&ask_person, ASK_PERSON, 0.3, 240.0);
     let mut phone = Baresip::start(&BaresipConfig {
         user: "2001".into(),
         password: "pw-2001".into(),
