@@ -22,7 +22,8 @@
 //! **(b) Through the audio device.** The same session on [`DeviceEndpoint`] (cpal's PulseAudio
 //! host on a private PipeWire, the rig of the device tests): the default source is the monitor
 //! of null sink `mic`, the default sink is null sink `spk`. Two reference capture streams in this
-//! process, opened as the endpoint opens its devices (48 kHz mono f32, 10 ms buffers), read
+//! process, opened as the endpoint opens its devices (48 kHz mono f32, the buffer size the
+//! endpoint asks for, [`device::buffer_frames`]), read
 //! `mic.monitor` and `spk.monitor`; a click's time is the callback's [`Instant`] less the
 //! samples that follow it in that callback's buffer.
 //! - *mic->wire*: clicks are played into `mic` (paplay). Reference: when the reference stream on
@@ -40,8 +41,11 @@
 //! or hands them), which splits each direction in two: mic->wire into the capture side (device
 //! callback, capture ring, waiting for the session's 20 ms tick) and the session (resample,
 //! encode, send); wire->speaker into the session (jitter buffer, playout tick) and the playback
-//! side (playback ring up to the device's buffer). The devices are opened right before the
-//! session starts, as a call does, and anew for each of the [`CALLS`] calls.
+//! side (rate conversion, playback ring up to the device's buffer). The playout stretcher moves
+//! a click away from the start of the frame it arrived in, so the split is made where the click
+//! itself stands: the time a frame is handed over plus the click's offset in it (the moment it
+//! would start playing were the sink to play the frame at once). The devices are opened right
+//! before the session starts, as a call does, and anew for each of the [`CALLS`] calls.
 //!
 //! **(c) Incidents**, one device call each: the session's task blocked once for 100 ms mid-call
 //! (a busy machine), and the session starting 100 ms after the devices opened; each prints the
@@ -59,7 +63,7 @@ use std::time::{Duration, Instant};
 
 use cpal::traits::{DeviceTrait, HostTrait, StreamTrait};
 use sipdesk_core::media::codec::for_codec;
-use sipdesk_core::media::device::DeviceEndpoint;
+use sipdesk_core::media::device::{self, DeviceEndpoint};
 use sipdesk_core::media::frame::{Endpoint, Frame, FrameSink, FrameSource, SampleRate, SourcePoll};
 use sipdesk_core::media::offer_answer::{Codec, Negotiated};
 use sipdesk_core::media::rate_convert::RateConverter;
@@ -431,7 +435,7 @@ fn reference_capture_sized(name: &str) -> ((cpal::Stream, Found), Arc<Mutex<Vec<
     let cfg = cpal::StreamConfig {
         channels: 1,
         sample_rate: DEVICE_HZ,
-        buffer_size: cpal::BufferSize::Fixed(DEVICE_HZ / 100),
+        buffer_size: cpal::BufferSize::Fixed(device::buffer_frames(DEVICE_HZ)),
     };
     let found = Arc::new(Mutex::new(Vec::new()));
     let log = found.clone();
@@ -469,7 +473,7 @@ fn calibration_clicks(count: usize) -> Vec<Instant> {
     let cfg = cpal::StreamConfig {
         channels: 1,
         sample_rate: DEVICE_HZ,
-        buffer_size: cpal::BufferSize::Fixed(DEVICE_HZ / 100),
+        buffer_size: cpal::BufferSize::Fixed(device::buffer_frames(DEVICE_HZ)),
     };
     let written = Arc::new(Mutex::new(Vec::new()));
     let log = written.clone();
@@ -564,7 +568,8 @@ impl FrameSource for TimedSource {
 type Stall = (usize, Duration, Arc<Mutex<Option<Instant>>>);
 
 /// Wraps the device endpoint's sink: stamps each frame holding a click onset as it is handed
-/// over, before the sink's own work (resampling, the playback ring).
+/// over, before the sink's own work (resampling, the playback ring), plus the onset's offset in
+/// the frame.
 struct TimedSink {
     inner: Box<dyn FrameSink>,
     onsets: Onsets,
@@ -580,8 +585,9 @@ impl FrameSink for TimedSink {
     }
 
     fn put_frame(&mut self, frame: &Frame) {
-        let at = Instant::now();
-        if self.onsets.feed(frame.samples().iter().map(|s| i32::from(*s))).is_some() {
+        let handed = Instant::now();
+        if let Some(i) = self.onsets.feed(frame.samples().iter().map(|s| i32::from(*s))) {
+            let at = handed + Duration::from_secs_f64(i as f64 / f64::from(frame.rate().hz()));
             let clicks = {
                 let mut log = self.log.lock().unwrap();
                 log.push((at, ()));
@@ -856,7 +862,10 @@ fn main() {
     let max = Duration::from_millis(u64::from(20 * CLICK_EVERY_FRAMES));
     let os_out: Vec<f64> = pair(&written, &at_spk.lock().unwrap(), max).into_iter().map(|(ms, _)| ms).collect();
     let os_out_ms = median(&os_out);
-    println!("(b) through the audio device (PipeWire null sinks, cpal, 48 kHz, 10 ms buffers):");
+    println!(
+        "(b) through the audio device (PipeWire null sinks, cpal, 48 kHz, buffers of {} samples asked for):",
+        device::buffer_frames(DEVICE_HZ)
+    );
     println!("  audio system alone, output callback -> spk.monitor: {}", summary(&[os_out]));
     println!(
         "  (a capture callback brings {:.0} samples, median; the core's rate conversion delays audio by {:.1} ms \

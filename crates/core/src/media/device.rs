@@ -20,6 +20,16 @@
 //! dry). Neither blocks, locks nor allocates. Rate conversion ([`RateConverter`]) happens on the
 //! call side, in buffers allocated once.
 //!
+//! *Choice: the rings hold no standing backlog.* Playback starts once one 20 ms frame is queued.
+//! A ring that stays fuller than needed (the session's task was held up and caught up in a burst,
+//! the call started after the devices, the device's clock runs slow) would keep that much
+//! latency for the rest of the call, so the call side watches each ring's least backlog over
+//! half a second ([`WINDOW_TICKS`] ticks) and skips what lies beyond one device callback's worth
+//! (the callbacks note their sizes): the oldest captured samples; the start of the next frames
+//! handed to the sink. Quiet audio (under -40 dBFS) goes first, where a cut is not heard; sound
+//! is cut only when no quiet moment came within a second ([`MAX_WAIT_TICKS`]), and then by a
+//! whole frame. Both happen on the call side; the callbacks never do more than move samples.
+//!
 //! *Choice: the streams live on their own thread.* cpal's `Stream` is not `Send` everywhere, while
 //! the halves move between tokio tasks. One thread per open opens the devices, owns the streams,
 //! checks once a second that a device chosen by name is still there, and drops the streams when
@@ -39,7 +49,7 @@ use std::time::Duration;
 use cpal::traits::{DeviceTrait, HostTrait, StreamTrait};
 use thiserror::Error;
 
-use super::device_stream::{self, Format};
+use super::device_stream::{self, CallbackSize, Format};
 use super::frame::{Endpoint, EndpointError, Frame, FrameSink, FrameSource, SampleRate, SourcePoll};
 use super::rate_convert::RateConverter;
 use super::ring::{frame_ring, RingSink, RingSource};
@@ -50,6 +60,18 @@ const RING_FRAMES: usize = 10;
 const WATCH_INTERVAL: Duration = Duration::from_secs(1);
 /// How long a backend may take to create a stream before the open fails.
 const STREAM_TIMEOUT: Duration = Duration::from_secs(3);
+/// Ticks (20 ms frames) over which the least backlog of a ring is watched.
+const WINDOW_TICKS: u32 = 25;
+/// Ticks a skip waits for quiet audio before it cuts into sound.
+const MAX_WAIT_TICKS: u32 = 50;
+/// Peak level (-40 dBFS) under which audio is quiet enough to skip unheard.
+const QUIET_PEAK: u16 = 328;
+
+/// The buffer size, in frames at `hz`, the endpoint asks the default host's devices for (the
+/// benches open their reference streams alike).
+pub fn buffer_frames(hz: u32) -> u32 {
+    device_stream::buffer_frames(cpal::default_host().id(), hz)
+}
 
 /// A log filter directive front ends add: the Pulse client logs every connection it closes as an
 /// error ("Client disconnected"), and each device open closes one. Stream errors still reach the
@@ -229,23 +251,31 @@ fn open_streams(
         Err(_) => return Err(DeviceError::Thread("exited while opening the devices".into())),
     };
     let owner = Arc::new(StreamOwner { stop: Some(stop_tx), thread: Some(thread) });
-    let source = opened.capture.map(|(ring, hz, device)| DeviceSource {
+    let source = opened.capture.map(|Side { ring, hz, id, callback }| DeviceSource {
         ring,
         rate,
+        device_hz: hz,
         converter: RateConverter::new(hz, rate.hz()),
         scratch: vec![0; hz as usize / 50],
         pending: Vec::with_capacity(MAX_PENDING),
+        callback,
+        backlog: StandingBacklog::default(),
+        skip: Skip::default(),
         health: health.clone(),
-        device,
+        device: id,
         _owner: owner.clone(),
     });
-    let sink = opened.playback.map(|(ring, hz, device)| DeviceSink {
+    let sink = opened.playback.map(|Side { ring, hz, id, callback }| DeviceSink {
         ring,
         rate,
+        device_hz: hz,
         converter: RateConverter::new(rate.hz(), hz),
         scratch: Vec::with_capacity(MAX_PENDING),
+        callback,
+        backlog: StandingBacklog::default(),
+        skip: Skip::default(),
         health,
-        device,
+        device: id,
         _owner: owner,
     });
     Ok((source, sink))
@@ -304,10 +334,22 @@ impl Drop for StreamOwner {
     }
 }
 
-/// What the stream thread opened: ring end, device rate and device id for each side.
+/// What the stream thread opened for one side.
+struct Side<R> {
+    /// The call side's end of the ring.
+    ring: R,
+    /// The device rate.
+    hz: u32,
+    /// The device id.
+    id: String,
+    /// The size of the latest callback's buffer.
+    callback: CallbackSize,
+}
+
+/// What the stream thread opened.
 struct Opened {
-    capture: Option<(RingSource, u32, String)>,
-    playback: Option<(RingSink, u32, String)>,
+    capture: Option<Side<RingSource>>,
+    playback: Option<Side<RingSink>>,
 }
 
 /// Opens the wanted devices and starts their streams (on the stream thread).
@@ -324,32 +366,36 @@ fn start_streams(
     if let Some(want) = input {
         let dev = find_device(host, Direction::Input, want.as_deref())?;
         let id = device_id(&dev).unwrap_or_default();
-        let format = Format::choose(dev.supported_input_configs().map(|c| c.collect()), Direction::Input, &id)?;
+        let format =
+            Format::choose(dev.supported_input_configs().map(|c| c.collect()), host.id(), Direction::Input, &id)?;
+        let callback = CallbackSize::default();
         let (stream, pop) = format.build(Direction::Input, &id, |cfg, sample| {
             let (push, pop) = ring(format.hz());
             let h = health.clone();
             let on_error = move |e| h.report(Direction::Input, e);
-            Ok((device_stream::input(&dev, cfg, sample, push, on_error, STREAM_TIMEOUT)?, pop))
+            Ok((device_stream::input(&dev, cfg, sample, push, callback.clone(), on_error, STREAM_TIMEOUT)?, pop))
         })?;
         play(&stream, Direction::Input, &id)?;
         tracing::info!(device = %id, hz = format.hz(), channels = format.channels(), "audio input open");
         streams.push(stream);
-        opened.capture = Some((pop, format.hz(), id));
+        opened.capture = Some(Side { ring: pop, hz: format.hz(), id, callback });
     }
     if let Some(want) = output {
         let dev = find_device(host, Direction::Output, want.as_deref())?;
         let id = device_id(&dev).unwrap_or_default();
-        let format = Format::choose(dev.supported_output_configs().map(|c| c.collect()), Direction::Output, &id)?;
+        let format =
+            Format::choose(dev.supported_output_configs().map(|c| c.collect()), host.id(), Direction::Output, &id)?;
+        let callback = CallbackSize::default();
         let (stream, push) = format.build(Direction::Output, &id, |cfg, sample| {
             let (push, pop) = ring(format.hz());
             let h = health.clone();
             let on_error = move |e| h.report(Direction::Output, e);
-            Ok((device_stream::output(&dev, cfg, sample, pop, on_error, STREAM_TIMEOUT)?, push))
+            Ok((device_stream::output(&dev, cfg, sample, pop, callback.clone(), on_error, STREAM_TIMEOUT)?, push))
         })?;
         play(&stream, Direction::Output, &id)?;
         tracing::info!(device = %id, hz = format.hz(), channels = format.channels(), "audio output open");
         streams.push(stream);
-        opened.playback = Some((push, format.hz(), id));
+        opened.playback = Some(Side { ring: push, hz: format.hz(), id, callback });
     }
     Ok((streams, opened))
 }
@@ -386,9 +432,14 @@ fn find_device(host: &cpal::Host, direction: Direction, id: Option<&str>) -> Res
 pub struct DeviceSource {
     ring: RingSource,
     rate: SampleRate,
+    device_hz: u32,
     converter: RateConverter,
     scratch: Vec<i16>,
     pending: Vec<i16>,
+    callback: CallbackSize,
+    backlog: StandingBacklog,
+    /// Device samples still to skip.
+    skip: Skip,
     health: Arc<Health>,
     device: String,
     _owner: Arc<StreamOwner>,
@@ -397,7 +448,101 @@ pub struct DeviceSource {
 /// Room for converted samples waiting to become frames (never reallocated).
 const MAX_PENDING: usize = 4 * super::frame::MAX_FRAME_SAMPLES;
 
+/// The least backlog of a ring over a window of ticks, and the largest device callback in it:
+/// what stays at every tick is standing latency; what one late tick or callback leaves is not.
+#[derive(Debug)]
+struct StandingBacklog {
+    least: usize,
+    widest_callback: usize,
+    ticks: u32,
+}
+
+impl Default for StandingBacklog {
+    fn default() -> StandingBacklog {
+        StandingBacklog { least: usize::MAX, widest_callback: 0, ticks: 0 }
+    }
+}
+
+impl StandingBacklog {
+    /// Notes one tick's backlog and the latest callback size (both in device samples); at the
+    /// end of each window returns the least backlog and the largest callback, and starts anew.
+    fn note(&mut self, backlog: usize, callback: usize) -> Option<(usize, usize)> {
+        self.least = self.least.min(backlog);
+        self.widest_callback = self.widest_callback.max(callback);
+        self.ticks += 1;
+        if self.ticks < WINDOW_TICKS {
+            return None;
+        }
+        let seen = (self.least, self.widest_callback);
+        *self = StandingBacklog::default();
+        Some(seen)
+    }
+}
+
+/// Device samples to skip, waiting for a quiet moment up to [`MAX_WAIT_TICKS`].
+#[derive(Debug, Default)]
+struct Skip {
+    left: usize,
+    waited: u32,
+    /// Skipped so far, for the log.
+    done: usize,
+}
+
+impl Skip {
+    /// How many of the `whole` device samples that `audio` becomes to skip now: as many as are
+    /// left when `audio` is quiet (a cut in quiet audio goes unheard); when it is not, none
+    /// until it has been waited on for [`MAX_WAIT_TICKS`], then all `whole` if at least that
+    /// much is left (sound is only ever cut by whole pieces).
+    fn take(&mut self, audio: &[i16], whole: usize) -> usize {
+        if self.left == 0 {
+            return 0;
+        }
+        let n = if audio.iter().all(|s| s.unsigned_abs() < QUIET_PEAK) {
+            self.left.min(whole)
+        } else if self.waited >= MAX_WAIT_TICKS && self.left >= whole {
+            whole
+        } else {
+            self.waited += 1;
+            return 0;
+        };
+        self.left -= n;
+        self.done += n;
+        self.waited = 0;
+        n
+    }
+}
+
+/// One millisecond at `hz`, the least of a device callback's worth counted.
+fn one_ms(hz: u32) -> usize {
+    (hz as usize / 1000).max(1)
+}
+
 impl DeviceSource {
+    /// Skips up to one frame's worth of the oldest captured samples the backlog watch asked to
+    /// skip, when they are quiet; speech goes on to the call and is tried again at the next tick.
+    fn skip_backlog(&mut self) {
+        if self.skip.left == 0 {
+            return;
+        }
+        let n = self.skip.left.min(self.scratch.len()).min(self.ring.available());
+        if n == 0 {
+            self.skip.left = 0;
+            return;
+        }
+        let got = self.ring.pop_samples(&mut self.scratch[..n]);
+        if self.skip.take(&self.scratch[..got], got) == got {
+            if self.skip.left == 0 {
+                tracing::debug!(
+                    device = %self.device,
+                    ms = self.skip.done * 1000 / self.device_hz as usize,
+                    "audio input: standing backlog skipped (total so far)"
+                );
+            }
+        } else {
+            self.converter.process(&self.scratch[..got], &mut self.pending);
+        }
+    }
+
     /// Opens `input` alone (`None`: the system default) with frames at `rate`.
     pub fn open(input: Option<&str>, rate: SampleRate) -> Result<DeviceSource, DeviceError> {
         open_streams(Some(input), None, rate)?.0.ok_or_else(|| DeviceError::Thread("input not opened".into()))
@@ -421,6 +566,7 @@ impl FrameSource for DeviceSource {
 
     fn poll_frame(&mut self, out: &mut Frame) -> SourcePoll {
         let need = self.rate.frame_samples();
+        self.skip_backlog();
         while self.pending.len() < need {
             let n = self.ring.pop_samples(&mut self.scratch);
             if n == 0 {
@@ -428,12 +574,24 @@ impl FrameSource for DeviceSource {
             }
             self.converter.process(&self.scratch[..n], &mut self.pending);
         }
+        let callback = self.callback.load(Ordering::Relaxed) as usize;
         if self.pending.len() < need {
+            // Nothing to spare: no standing backlog in this window.
+            self.backlog.note(0, callback);
             return if self.failure().is_some() { SourcePoll::Ended } else { SourcePoll::NotYet };
         }
         out.reset(self.rate);
         out.samples_mut().copy_from_slice(&self.pending[..need]);
         self.pending.drain(..need);
+        // What is left after this frame, in device samples: audio that waits a tick or more.
+        let behind = self.ring.available()
+            + (self.pending.len() as u64 * u64::from(self.device_hz) / u64::from(self.rate.hz())) as usize;
+        if let Some((least, widest)) = self.backlog.note(behind, callback) {
+            // Keep one callback's worth (and a millisecond to spare): the next tick may come
+            // just before the callback that brings the rest of its frame.
+            let keep = widest.max(one_ms(self.device_hz));
+            self.skip.left = if least > keep + one_ms(self.device_hz) { least - keep } else { 0 };
+        }
         SourcePoll::Ready
     }
 }
@@ -442,8 +600,13 @@ impl FrameSource for DeviceSource {
 pub struct DeviceSink {
     ring: RingSink,
     rate: SampleRate,
+    device_hz: u32,
     converter: RateConverter,
     scratch: Vec<i16>,
+    callback: CallbackSize,
+    backlog: StandingBacklog,
+    /// Device samples still to skip.
+    skip: Skip,
     health: Arc<Health>,
     device: String,
     _owner: Arc<StreamOwner>,
@@ -475,9 +638,25 @@ impl FrameSink for DeviceSink {
         if frame.rate() != self.rate {
             return;
         }
+        // What this frame would wait behind, in device samples.
+        let queued = self.ring.queued();
+        if let Some((least, widest)) = self.backlog.note(queued, self.callback.load(Ordering::Relaxed) as usize) {
+            // Keep one callback's worth: the callback may come just before the next frame does.
+            let keep = widest.max(one_ms(self.device_hz));
+            self.skip.left = least.saturating_sub(keep);
+        }
         self.scratch.clear();
         self.converter.process(frame.samples(), &mut self.scratch);
-        self.ring.push_samples(&self.scratch);
+        // Quiet frames lose their start; sound only whole frames.
+        let cut = self.skip.take(frame.samples(), self.scratch.len());
+        if cut > 0 && self.skip.left == 0 {
+            tracing::debug!(
+                device = %self.device,
+                ms = self.skip.done * 1000 / self.device_hz as usize,
+                "audio output: standing backlog trimmed (total so far)"
+            );
+        }
+        self.ring.push_samples(&self.scratch[cut..]);
     }
 
     fn close(&mut self) -> Result<(), EndpointError> {
@@ -498,6 +677,45 @@ mod tests {
         assert_eq!(e.to_string(), "no input audio device named \"Headset\"");
         let e = DeviceError::NotFound { direction: "output", name: None };
         assert_eq!(e.to_string(), "no output audio device (system default)");
+    }
+
+    #[test]
+    fn the_standing_backlog_is_the_least_over_a_window() {
+        let mut b = StandingBacklog::default();
+        for tick in 1..WINDOW_TICKS {
+            // One tick finds the ring nearly empty; the callbacks vary in size.
+            let backlog = if tick == 7 { 300 } else { 2000 + tick as usize };
+            assert_eq!(b.note(backlog, 256 + (tick as usize % 3) * 100), None);
+        }
+        assert_eq!(b.note(5000, 256), Some((300, 456)));
+        // A new window starts.
+        for _ in 1..WINDOW_TICKS {
+            assert_eq!(b.note(1500, 256), None);
+        }
+        assert_eq!(b.note(1500, 256), Some((1500, 256)));
+    }
+
+    #[test]
+    fn skips_take_quiet_audio_first_and_sound_only_whole() {
+        let (quiet, loud) = ([100i16; 160], [3000i16; 160]);
+        let mut skip = Skip::default();
+        assert_eq!(skip.take(&quiet, 960), 0, "nothing to skip");
+        skip.left = 1200;
+        assert_eq!(skip.take(&loud, 960), 0);
+        // Quiet: as much as is left, up to the piece.
+        assert_eq!(skip.take(&quiet, 960), 960);
+        assert_eq!(skip.take(&quiet, 960), 240);
+        assert_eq!((skip.left, skip.done), (0, 1200));
+        // Speech all along: cut after MAX_WAIT_TICKS, by whole pieces only.
+        skip.left = 1200;
+        for _ in 0..MAX_WAIT_TICKS {
+            assert_eq!(skip.take(&loud, 960), 0);
+        }
+        assert_eq!(skip.take(&loud, 960), 960);
+        for _ in 0..2 * MAX_WAIT_TICKS {
+            assert_eq!(skip.take(&loud, 960), 0, "240 left: less than a piece");
+        }
+        assert_eq!(skip.take(&quiet, 960), 240);
     }
 
     #[test]

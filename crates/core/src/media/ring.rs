@@ -39,6 +39,11 @@ impl RingSink {
         n
     }
 
+    /// Samples written and not yet read (what a sample pushed now waits behind).
+    pub fn queued(&self) -> usize {
+        self.producer.buffer().capacity() - self.producer.slots()
+    }
+
     /// Samples dropped so far because the reader fell behind.
     pub fn dropped(&self) -> u64 {
         self.dropped
@@ -138,14 +143,17 @@ mod tests {
     fn callback_sized_pushes_make_whole_frames_and_overflow_is_counted() {
         let (mut sink, mut src) = frame_ring(SampleRate::Hz8000, 2);
         assert_eq!(sink.push_samples(&[3; 100]), 100);
+        assert_eq!(sink.queued(), 100);
         let mut out = Frame::silence(SampleRate::Hz8000);
         assert_eq!(src.poll_frame(&mut out), SourcePoll::NotYet);
         assert_eq!(sink.push_samples(&[4; 300]), 220);
         assert_eq!(sink.dropped(), 80);
         assert_eq!(src.poll_frame(&mut out), SourcePoll::Ready);
         assert_eq!((out.samples()[99], out.samples()[100]), (3, 4));
+        assert_eq!(sink.queued(), 160);
         let mut raw = [0i16; 500];
         assert_eq!(src.pop_samples(&mut raw), 160);
+        assert_eq!(sink.queued(), 0);
     }
 
     #[test]
