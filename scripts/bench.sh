@@ -13,3 +13,7 @@ cargo bench --locked -p sipdesk-e2e --bench calls
 # SIPDESK_BENCH_ROUNDS), and the latency of clicks through the media path (about 7 min).
 cargo bench --locked -p sipdesk-e2e --bench media_cost
 cargo bench --locked -p sipdesk-e2e --bench media_latency
+# The AI voice agent handoff: voice-to-voice time, the handoff/takeback switch and the barge-in
+# flush on the wire, and a handed-over call's CPU and memory (about 8 min: 20 handoff cycles in
+# one call, SIPDESK_BENCH_CYCLES per kind; 3 rounds of two 20 s calls, SIPDESK_BENCH_ROUNDS).
+cargo bench --locked -p sipdesk-e2e --bench ai_handoff

@@ -114,6 +114,8 @@ fn run(shared: &Shared, config: SessionConfig, link: ProviderLink, ready: onesho
                 s.link.blocking_emit(AgentEvent::UserTranscript { text: text.clone(), is_final: true });
                 s.dialog.on_utterance(&text)
             }
+            // The local agent's text is only what it said whole; nothing to truncate.
+            AgentInput::Interrupted { .. } => None,
             AgentInput::Close => break,
         };
         if let Some(turn) = turn {

@@ -24,6 +24,7 @@ pub mod provider;
 pub mod script;
 pub mod tts;
 pub mod vad;
+pub mod ws;
 
 #[cfg(test)]
 mod local_tests;

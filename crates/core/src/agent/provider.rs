@@ -218,6 +218,13 @@ pub enum AgentInput {
     Dtmf(char),
     /// Text from the caller (a chat line, or a test standing in for speech).
     Text(String),
+    /// The caller spoke over the agent and the bridge flushed the agent audio not yet played.
+    /// `played_ms` is all the agent audio really played to the caller since the session opened
+    /// (providers that keep the conversation's text in step with what was heard truncate there).
+    Interrupted {
+        /// Agent audio played to the caller since the session opened, in milliseconds.
+        played_ms: u64,
+    },
     /// End the session: the provider emits its last events and [`AgentEvent::Closed`].
     Close,
 }
@@ -331,6 +338,15 @@ impl AgentInputs {
     /// Asks the provider to end the session.
     pub async fn close(&self) -> Result<(), AgentError> {
         self.send(AgentInput::Close).await
+    }
+
+    /// Tells the provider its audio was cut off after `played_ms` played (see
+    /// [`AgentInput::Interrupted`]). Never waits, like audio: a full queue drops it.
+    pub fn interrupted(&self, played_ms: u64) -> Result<(), AgentError> {
+        self.tx.try_send(AgentInput::Interrupted { played_ms }).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => AgentError::Backlog,
+            mpsc::error::TrySendError::Closed(_) => AgentError::Closed,
+        })
     }
 
     async fn send(&self, input: AgentInput) -> Result<(), AgentError> {

@@ -169,7 +169,12 @@ async fn run_bridge(
                     }
                     AgentEvent::UserSpeechStarted => {
                         let dropped = board.flush();
+                        if let Some((_, _, pending)) = to_call.as_mut() {
+                            pending.clear();
+                        }
                         tracing::debug!(call_id, dropped, "barge-in: agent audio flushed");
+                        // Only what the caller heard stays in the provider's conversation.
+                        let _ = inputs.interrupted(board.played_ms());
                     }
                     AgentEvent::UserTranscript { text, is_final } => {
                         // The caller said something the agent understood: a reply is due.
