@@ -6,6 +6,8 @@ pub mod audio;
 pub mod baresip;
 pub mod desk_rig;
 pub mod events_schema;
+pub mod fake_doubao;
+pub mod fake_openai;
 pub mod kamailio;
 pub mod linphone;
 pub mod pipewire;

@@ -17,9 +17,11 @@
 
 pub mod asr;
 pub mod dialog;
+pub mod doubao;
 pub mod ear;
 pub mod grammar;
 pub mod local;
+pub mod openai;
 pub mod provider;
 pub mod script;
 pub mod tts;

@@ -46,7 +46,8 @@ pub async fn connect(
     for (name, value) in headers {
         let name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| fail(format!("bad header name {name:?}")))?;
         // The value may be a key: the error names the header only.
-        let value = HeaderValue::from_str(value).map_err(|_| fail(format!("header {name} holds invalid characters")))?;
+        let value =
+            HeaderValue::from_str(value).map_err(|_| fail(format!("header {name} holds invalid characters")))?;
         request.headers_mut().insert(name, value);
     }
     let connecting = tokio_tungstenite::connect_async(request);

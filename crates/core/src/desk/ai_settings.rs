@@ -293,14 +293,25 @@ pub fn ai_answers_after(policy: &AiPolicy, now_local: NaiveDateTime) -> Option<D
     }
 }
 
+/// What a cloud agent says first when its admin left the greeting empty: the caller must know
+/// at once that a machine answers, and must not hear dead air while the model waits for them.
+const CLOUD_GREETING_EN: &str = "Hello, you are talking to an automated assistant. How can I help you?";
+/// The same in Chinese, for agents set to speak it.
+const CLOUD_GREETING_ZH: &str = "您好，我是自动语音助手，请问有什么可以帮您？";
+
 impl AiAgentConfig {
-    /// The session a handoff opens with this configuration, for caller audio in `input`.
+    /// The session a handoff opens with this configuration, for caller audio in `input`. An
+    /// empty greeting keeps the local agent's script greeting; cloud agents get a default one.
     pub fn session_config(&self, input: AudioFormat) -> SessionConfig {
-        SessionConfig {
-            instructions: self.instructions.clone(),
-            greeting: (!self.greeting.is_empty()).then(|| self.greeting.clone()),
-            input,
-        }
+        let greeting = if !self.greeting.trim().is_empty() {
+            Some(self.greeting.clone())
+        } else if self.provider.is_cloud() {
+            let chinese = self.language.trim().to_ascii_lowercase().starts_with("zh");
+            Some(if chinese { CLOUD_GREETING_ZH } else { CLOUD_GREETING_EN }.to_string())
+        } else {
+            None
+        };
+        SessionConfig { instructions: self.instructions.clone(), greeting, input }
     }
 }
 
@@ -607,8 +618,17 @@ mod tests {
             greeting: String::new(),
             language: "en".into(),
         };
+        // No greeting set: a cloud agent still says at once that a machine answers.
         let s = cfg.session_config(AudioFormat::Mulaw);
-        assert_eq!((s.instructions.as_str(), s.greeting.as_deref(), s.input), ("Be brief.", None, AudioFormat::Mulaw));
+        assert_eq!(
+            (s.instructions.as_str(), s.greeting.as_deref(), s.input),
+            ("Be brief.", Some(CLOUD_GREETING_EN), AudioFormat::Mulaw)
+        );
+        let zh = AiAgentConfig { language: "zh-CN".into(), ..cfg.clone() }.session_config(AudioFormat::Mulaw);
+        assert_eq!(zh.greeting.as_deref(), Some(CLOUD_GREETING_ZH));
+        // The local agent keeps its script's greeting.
+        let local = AiAgentConfig { provider: AiProvider::Local, ..cfg.clone() }.session_config(AudioFormat::Mulaw);
+        assert_eq!(local.greeting, None);
         let s = AiAgentConfig { greeting: "Hi.".into(), ..cfg }.session_config(AudioFormat::Alaw);
         assert_eq!(s.greeting.as_deref(), Some("Hi."));
     }

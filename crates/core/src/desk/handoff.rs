@@ -11,11 +11,13 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::{Desk, Event};
+use crate::agent::doubao::{AccessKey, DoubaoAgent, DoubaoConfig};
+use crate::agent::openai::{OpenAiAgent, OpenAiConfig};
 use crate::agent::{AgentError, AgentEvent, AgentInputs, LocalAgent, SessionConfig, VoiceAgent};
 use crate::media::codec::StreamResampler;
 use crate::media::frame::{Frame, SampleRate};
 use crate::media::switchboard::Switchboard;
-use crate::store::{Speaker, TranscriptLine};
+use crate::store::{AiAgentConfig, AiProvider, Speaker, TranscriptLine};
 
 /// How long the caller may wait for the agent's voice (the greeting, or the reply to what it
 /// understood) before the call goes back to the desk.
@@ -61,22 +63,23 @@ fn failure_reason(e: &AgentError) -> &'static str {
 impl Desk {
     /// Hands `call_id` to the local agent: opens a session, switches the call's audio to it and
     /// starts the bridge. Err (with the reason) leaves the call with the desk.
-    pub(super) async fn start_handoff(&self, call_id: &str, board: &Switchboard) -> Result<Bridge, String> {
-        // The admin's default provider; the cloud ones come with the next issue, so the local
-        // agent answers for them until then (with the configured greeting and instructions).
+    pub(super) async fn start_handoff(
+        &self,
+        call_id: &str,
+        board: &Switchboard,
+    ) -> Result<Bridge, (&'static str, String)> {
+        // The admin's default provider (the local agent unless a cloud one was enabled and
+        // chosen), with its greeting and instructions.
         let config = self.ai_agent_for_handoff().ok();
         let session_config = match &config {
             Some(c) => c.session_config(crate::agent::AudioFormat::Pcm(board.rate())),
             None => SessionConfig { input: crate::agent::AudioFormat::Pcm(board.rate()), ..SessionConfig::default() },
         };
-        if let Some(c) = config.as_ref().filter(|c| c.provider != crate::store::AiProvider::Local) {
-            tracing::warn!(provider = c.provider.as_str(), "this provider is not available yet; using the local agent");
-        }
-        let agent = LocalAgent::sample().map_err(|e| e.to_string())?;
-        let session = agent.open(session_config).await.map_err(|e| e.to_string())?;
+        let agent = agent_for(config.as_ref()).map_err(|e| ("local", e.to_string()))?;
+        let provider = agent.name();
+        let session = agent.open(session_config).await.map_err(|e| (provider, e.to_string()))?;
         let (inputs, events) = session.split();
         let caller = board.to_agent();
-        let provider = agent.name();
         self.emit(Event::Handoff { call_id: call_id.to_string(), to: "ai", provider, reason: None });
         let cancel = CancellationToken::new();
         let call_over = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -115,11 +118,47 @@ impl Desk {
                 desk.inner.calls.command(&id2, super::CallCommand::Hangup);
             } else if reason != "takeback" {
                 // Alert whoever is at the desk: the call is theirs again (failed: 3 beeps' worth).
-                let _tone = super::tones::play(&desk.inner.audio, crate::media::tone::ToneSpec::call_waiting());
-                tokio::time::sleep(std::time::Duration::from_millis(if failed { 3000 } else { 400 })).await;
+                // The alert plays on its own: the bridge is over, and the desk may hand the
+                // call to the AI again at once.
+                let tone = super::tones::play(&desk.inner.audio, crate::media::tone::ToneSpec::call_waiting());
+                tokio::spawn(async move {
+                    let _tone = tone;
+                    tokio::time::sleep(std::time::Duration::from_millis(if failed { 3000 } else { 400 })).await;
+                });
             }
         });
         Ok(Bridge { cancel, call_over, inputs, done })
+    }
+}
+
+/// The voice agent a handoff opens: the stored configuration's provider (the local agent when
+/// none is stored).
+fn agent_for(config: Option<&AiAgentConfig>) -> Result<Box<dyn VoiceAgent>, AgentError> {
+    Ok(match config.map(|c| (c.provider, c)) {
+        Some((AiProvider::Openai, c)) => Box::new(OpenAiAgent::new(OpenAiConfig::from_agent_config(c))),
+        Some((AiProvider::Doubao, c)) => Box::new(DoubaoAgent::new(doubao_config(c))),
+        Some((AiProvider::Local, _)) | None => Box::new(LocalAgent::sample()?),
+    })
+}
+
+/// Doubao's settings from its stored row. The API has no language setting, only a speaking
+/// style in words, so a language tag becomes the language's English name.
+fn doubao_config(stored: &AiAgentConfig) -> DoubaoConfig {
+    let non_empty = |s: &str| Some(s.trim().to_string()).filter(|s| !s.is_empty());
+    let language = non_empty(&stored.language).map(|tag| {
+        match tag.split(['-', '_']).next().unwrap_or("").to_ascii_lowercase().as_str() {
+            "en" => "English".to_string(),
+            "zh" => "Chinese".to_string(),
+            _ => tag,
+        }
+    });
+    DoubaoConfig {
+        endpoint: non_empty(&stored.endpoint).unwrap_or_else(|| DoubaoConfig::default().endpoint),
+        app_id: stored.app_id.trim().to_string(),
+        access_key: AccessKey::new(stored.api_key.expose()),
+        voice: non_empty(&stored.voice),
+        language,
+        ..DoubaoConfig::default()
     }
 }
 

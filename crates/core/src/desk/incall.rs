@@ -208,12 +208,12 @@ impl Desk {
         let Some(board) = c.board.clone() else { return };
         match self.start_handoff(c.call_id, &board).await {
             Ok(bridge) => c.bridge = Some(bridge),
-            Err(e) => {
-                tracing::warn!(call_id = c.call_id, "the AI cannot take the call: {e}");
+            Err((provider, e)) => {
+                tracing::warn!(call_id = c.call_id, provider, "the AI cannot take the call: {e}");
                 self.emit(Event::Handoff {
                     call_id: c.call_id.to_string(),
                     to: "human",
-                    provider: "local",
+                    provider,
                     reason: Some("provider_unavailable"),
                 });
             }
@@ -423,7 +423,16 @@ impl Desk {
             Some(CallCommand::Dtmf(digit)) => self.send_dtmf(c, digit).await,
             Some(CallCommand::Transfer(target)) => self.send_refer(c, &target).await,
             Some(CallCommand::ReferAnswer(accept)) => self.decide_refer(c, accept).await,
-            Some(CallCommand::Handoff) if c.bridge.is_none() => self.hand_to_ai(c).await,
+            Some(CallCommand::Handoff) => {
+                // A bridge that ended by itself (the AI failed or gave the call back) since the
+                // loop last looked is no obstacle to a new handoff.
+                if c.bridge.as_ref().is_some_and(|b| b.finished()) {
+                    c.bridge = None;
+                }
+                if c.bridge.is_none() {
+                    self.hand_to_ai(c).await;
+                }
+            }
             Some(CallCommand::TakeBack) => {
                 if let Some(b) = c.bridge.take() {
                     b.stop().await;
