@@ -27,6 +27,8 @@ use std::sync::{mpsc, Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use crate::loopback_ws::accept_loop;
+pub use crate::loopback_ws::{pcm_bytes, pcm_samples, tone};
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
 use serde_json::{json, Value};
@@ -327,7 +329,10 @@ impl FakeOpenAi {
         let s = Arc::clone(&shared);
         let acceptor = std::thread::Builder::new()
             .name("fake-openai".into())
-            .spawn(move || accept_loop(&listener, &s))
+            .spawn(move || {
+                let serving = Arc::clone(&s);
+                accept_loop(&listener, &s.stop, "fake OpenAI", move |stream| serve(stream, &serving))
+            })
             .expect("fake OpenAI thread");
         FakeOpenAi { addr, shared, acceptor: Some(acceptor) }
     }
@@ -402,23 +407,6 @@ impl Drop for FakeOpenAi {
         if let Some(t) = self.acceptor.take() {
             let _ = t.join();
         }
-    }
-}
-
-fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>) {
-    let mut connections = Vec::new();
-    while !shared.stop.load(Ordering::SeqCst) {
-        match listener.accept() {
-            Ok((stream, _)) => {
-                let s = Arc::clone(shared);
-                connections.push(std::thread::spawn(move || serve(stream, &s)));
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => std::thread::sleep(Duration::from_millis(5)),
-            Err(e) => panic!("fake OpenAI accept: {e}"),
-        }
-    }
-    for c in connections {
-        let _ = c.join();
     }
 }
 
@@ -1079,24 +1067,6 @@ impl Connection {
                 "content_index": 0, "audio_end_ms": end_ms})),
         }
     }
-}
-
-/// A sine of `hz` at `rate` for `ms`, at -12 dBFS.
-pub fn tone(hz: f64, rate: u32, ms: u32) -> Vec<i16> {
-    let n = (u64::from(rate) * u64::from(ms) / 1000) as usize;
-    (0..n)
-        .map(|i| (8231.0 * (2.0 * std::f64::consts::PI * hz * i as f64 / f64::from(rate)).sin()).round() as i16)
-        .collect()
-}
-
-/// s16le bytes of samples.
-pub fn pcm_bytes(samples: &[i16]) -> Vec<u8> {
-    samples.iter().flat_map(|s| s.to_le_bytes()).collect()
-}
-
-/// Samples of s16le bytes (an odd last byte is dropped).
-pub fn pcm_samples(bytes: &[u8]) -> Vec<i16> {
-    bytes.chunks_exact(2).map(|b| i16::from_le_bytes([b[0], b[1]])).collect()
 }
 
 /// G.711 µ-law encoding of one sample (ITU-T G.711: bias 0x84, 8 segments, bits inverted).

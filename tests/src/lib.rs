@@ -10,6 +10,7 @@ pub mod fake_doubao;
 pub mod fake_openai;
 pub mod kamailio;
 pub mod linphone;
+pub mod loopback_ws;
 pub mod pipewire;
 pub mod relay;
 pub mod scripted_peer;

@@ -168,10 +168,14 @@ impl Session {
     /// Speaks `text` sentence by sentence: a transcript delta and its audio in 20 ms chunks
     /// each, then the whole transcript and the end of the audio.
     fn speak(&mut self, text: &str) {
-        for sentence in sentences(text) {
+        for (i, sentence) in sentences(text).into_iter().enumerate() {
             self.link.blocking_emit(AgentEvent::AgentTranscriptDelta { text: sentence.to_string() });
             match tts::synthesize(sentence) {
-                Ok(speech) => {
+                Ok(mut speech) => {
+                    // The reply starts at once; later sentences keep their pause before them.
+                    if i == 0 {
+                        tts::trim_leading_silence(&mut speech, 20);
+                    }
                     let n = speech.rate.frame_samples();
                     self.usage.output_audio_ms += speech.samples.len() as u64 * 1000 / u64::from(speech.rate.hz());
                     for chunk in speech.samples.chunks(n) {

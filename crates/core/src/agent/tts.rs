@@ -90,9 +90,35 @@ pub fn synthesize(text: &str) -> Result<Speech, AgentError> {
     }
 }
 
+/// Peak (-40 dBFS) under which flite's output counts as silence.
+const SILENT_PEAK: u16 = 328;
+
+/// Cuts the silence flite puts before the first word (about 200 ms) down to `keep_ms`: what
+/// stands between the caller's last word and the agent's first one is time they wait.
+pub fn trim_leading_silence(speech: &mut Speech, keep_ms: u32) {
+    let first = speech.samples.iter().position(|s| s.unsigned_abs() >= SILENT_PEAK).unwrap_or(speech.samples.len());
+    let keep = (speech.rate.hz() * keep_ms / 1000) as usize;
+    speech.samples.drain(..first.saturating_sub(keep));
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn leading_silence_is_cut_to_what_is_asked() {
+        let mut speech = synthesize("Hello.").unwrap();
+        let before = speech.samples.len();
+        let lead = speech.samples.iter().position(|s| s.unsigned_abs() >= SILENT_PEAK).unwrap();
+        assert!(lead > 16000 / 10, "flite starts with {lead} samples of silence");
+        trim_leading_silence(&mut speech, 20);
+        let now = speech.samples.iter().position(|s| s.unsigned_abs() >= SILENT_PEAK).unwrap();
+        assert_eq!((now, speech.samples.len()), (320, before - (lead - 320)));
+        // Silence shorter than what is kept stays as it is.
+        let mut quiet = Speech { rate: SampleRate::Hz16000, samples: vec![0; 100] };
+        trim_leading_silence(&mut quiet, 20);
+        assert_eq!(quiet.samples.len(), 100);
+    }
 
     #[test]
     fn a_sentence_becomes_about_a_second_and_a_half_of_audio() {
