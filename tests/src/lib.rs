@@ -4,6 +4,7 @@
 
 pub mod audio;
 pub mod baresip;
+pub mod caller_rig;
 pub mod desk_rig;
 pub mod events_schema;
 pub mod fake_doubao;

@@ -12,9 +12,10 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 use sipdesk_e2e::audio::{analyse, read_wav};
-use sipdesk_e2e::baresip::{self, Baresip, BaresipConfig};
-use sipdesk_e2e::kamailio::{self, Config, Kamailio};
-use sipdesk_e2e::sipdesk::{add_account, run_with_stdin, Running};
+use sipdesk_e2e::baresip::{self, Baresip};
+use sipdesk_e2e::caller_rig::CallerRig;
+use sipdesk_e2e::kamailio::{self, Kamailio};
+use sipdesk_e2e::sipdesk::{run_with_stdin, Running};
 use sipdesk_e2e::{fake_doubao, fake_openai};
 
 /// The agent's voice in the fakes, the caller's and the desk's.
@@ -88,41 +89,14 @@ fn rig(caller: (f64, f64, f64), setup: impl FnOnce(&Path)) -> Option<Rig> {
     if !sipdesk_e2e::require_programs("ai_cloud", &needed) {
         return None;
     }
-    let k = Kamailio::start(&Config {
-        users: vec![("1001".into(), "pw-1001".into()), ("2001".into(), "pw-2001".into())],
-        max_expires: 60,
-        ..Config::default()
-    });
-    let dir = tempfile::tempdir().unwrap();
-    let wav = dir.path().join("caller.wav");
-    caller_wav(&wav, caller.0, caller.1, caller.2);
-    let mut phone = Baresip::start(&BaresipConfig {
-        user: "2001".into(),
-        password: "pw-2001".into(),
-        registrar_port: k.port,
-        codec: "pcmu",
-        play_wav: Some(wav),
-        record_dir: dir.path().join("rec"),
-        ..BaresipConfig::default()
-    });
-    phone.wait_registered(Duration::from_secs(10));
-    let db = dir.path().join("desk.db");
-    add_account(
-        &db,
-        &["--host", "127.0.0.1", "--port", &k.port.to_string(), "--user", "1001", "--interval", "60", "--activate"],
-        "pw-1001",
+    let CallerRig { k, phone, desk, call_id: id, db, dir } = CallerRig::start(
+        |wav| caller_wav(wav, caller.0, caller.1, caller.2),
+        |db, dir| {
+            setup(db);
+            sipdesk_e2e::audio::write_tone_wav(&dir.join("desk.wav"), DESK_HZ, 8000, 60.0, -12.0, 0.0);
+        },
+        &["--auto-answer", "--audio", "file:{dir}/desk.wav,{dir}/heard.wav"],
     );
-    setup(&db);
-    sipdesk_e2e::audio::write_tone_wav(&dir.path().join("desk.wav"), DESK_HZ, 8000, 60.0, -12.0, 0.0);
-    let audio = format!("file:{0}/desk.wav,{0}/heard.wav", dir.path().display());
-    let mut desk = Running::start(&db, &["--auto-answer", "--audio", &audio], &[("RUST_LOG", "info")]);
-    desk.wait_for("registered", Duration::from_secs(10), |v| {
-        v["event"] == "registration" && v["state"] == "registered"
-    });
-    phone.dial(&format!("sip:1001@127.0.0.1:{}", k.port));
-    let active = desk.wait_for("active", Duration::from_secs(10), |v| v["event"] == "call" && v["state"] == "active");
-    let id = active["call_id"].as_str().unwrap().to_string();
-    phone.wait_event("CALL_ESTABLISHED", Duration::from_secs(5));
     Some(Rig { _serial: serial, _k: k, phone, desk, id, db, _dir: dir })
 }
 

@@ -12,9 +12,10 @@ use sipdesk_core::agent::grammar::{Grammar, SpeechModel};
 use sipdesk_core::agent::script::{words, DialogScript};
 use sipdesk_core::media::resample::resample;
 use sipdesk_e2e::audio::read_wav;
-use sipdesk_e2e::baresip::{self, Baresip, BaresipConfig};
-use sipdesk_e2e::kamailio::{self, Config, Kamailio};
-use sipdesk_e2e::sipdesk::{add_account, Running};
+use sipdesk_e2e::baresip::{self, Baresip};
+use sipdesk_e2e::caller_rig::CallerRig;
+use sipdesk_e2e::kamailio::{self, Kamailio};
+use sipdesk_e2e::sipdesk::Running;
 
 const QUESTION: &str = "I have a question about my bill";
 
@@ -70,45 +71,17 @@ fn rig_with(wav_text: Option<(&str, f64, f64)>, silence: f64, audio: &str, run: 
     if !sipdesk_e2e::require_programs("ai_handoff", &needed) {
         return None;
     }
-    let k = Kamailio::start(&Config {
-        users: vec![("1001".into(), "pw-1001".into()), ("2001".into(), "pw-2001".into())],
-        max_expires: 60,
-        ..Config::default()
-    });
-    let dir = tempfile::tempdir().unwrap();
-    let wav = dir.path().join("caller.wav");
-    match wav_text {
-        Some((text, lead, tail)) => sipdesk_e2e::audio::write_spoken_wav(&wav, text, lead, tail),
-        None => sipdesk_e2e::audio::write_tone_wav(&wav, 0.0, 8000, 0.0, -100.0, silence),
-    }
-    let mut phone = Baresip::start(&BaresipConfig {
-        user: "2001".into(),
-        password: "pw-2001".into(),
-        registrar_port: k.port,
-        codec: "pcmu",
-        play_wav: Some(wav),
-        record_dir: dir.path().join("rec"),
-        ..BaresipConfig::default()
-    });
-    phone.wait_registered(Duration::from_secs(10));
-    let db = dir.path().join("desk.db");
-    add_account(
-        &db,
-        &["--host", "127.0.0.1", "--port", &k.port.to_string(), "--user", "1001", "--interval", "60", "--activate"],
-        "pw-1001",
-    );
-    sipdesk_e2e::audio::write_tone_wav(&dir.path().join("desk.wav"), 1400.0, 8000, 60.0, -12.0, 0.0);
-    let audio = audio.replace("{dir}", &dir.path().display().to_string());
+    let audio = audio.to_string();
     let mut args = run.to_vec();
     args.extend(["--audio", audio.as_str()]);
-    let mut desk = Running::start(&db, &args, &[]);
-    desk.wait_for("registered", Duration::from_secs(10), |v| {
-        v["event"] == "registration" && v["state"] == "registered"
-    });
-    phone.dial(&format!("sip:1001@127.0.0.1:{}", k.port));
-    let active = desk.wait_for("active", Duration::from_secs(10), |v| v["event"] == "call" && v["state"] == "active");
-    let id = active["call_id"].as_str().unwrap().to_string();
-    phone.wait_event("CALL_ESTABLISHED", Duration::from_secs(5));
+    let CallerRig { k, phone, desk, call_id: id, db, dir } = CallerRig::start(
+        |wav| match wav_text {
+            Some((text, lead, tail)) => sipdesk_e2e::audio::write_spoken_wav(wav, text, lead, tail),
+            None => sipdesk_e2e::audio::write_tone_wav(wav, 0.0, 8000, 0.0, -100.0, silence),
+        },
+        |_, dir| sipdesk_e2e::audio::write_tone_wav(&dir.join("desk.wav"), 1400.0, 8000, 60.0, -12.0, 0.0),
+        &args,
+    );
     Some(Rig { _serial: serial, _k: k, phone, desk, id, db, _dir: dir })
 }
 
@@ -201,38 +174,12 @@ fn the_local_agent_answers_a_handed_over_call() {
     if !sipdesk_e2e::require_programs("ai_handoff", &needed) {
         return;
     }
-    let k = Kamailio::start(&Config {
-        users: vec![("1001".into(), "pw-1001".into()), ("2001".into(), "pw-2001".into())],
-        max_expires: 60,
-        ..Config::default()
-    });
-    let dir = tempfile::tempdir().unwrap();
-    let wav = dir.path().join("caller.wav");
     // The greeting takes about 6 s: ask after it, then leave time for the reply.
-    sipdesk_e2e::audio::write_spoken_wav(&wav, QUESTION, 8.0, 9.0);
-    let mut phone = Baresip::start(&BaresipConfig {
-        user: "2001".into(),
-        password: "pw-2001".into(),
-        registrar_port: k.port,
-        codec: "pcmu",
-        play_wav: Some(wav),
-        record_dir: dir.path().join("rec"),
-        ..BaresipConfig::default()
-    });
-    phone.wait_registered(Duration::from_secs(10));
-    let db = dir.path().join("desk.db");
-    add_account(
-        &db,
-        &["--host", "127.0.0.1", "--port", &k.port.to_string(), "--user", "1001", "--interval", "60", "--activate"],
-        "pw-1001",
+    let CallerRig { k: _k, mut phone, mut desk, call_id: id, db: _, dir: _dir } = CallerRig::start(
+        |wav| sipdesk_e2e::audio::write_spoken_wav(wav, QUESTION, 8.0, 9.0),
+        |_, _| {},
+        &["--auto-answer", "--audio", "null"],
     );
-    let mut desk = Running::start(&db, &["--auto-answer", "--audio", "null"], &[]);
-    desk.wait_for("registered", Duration::from_secs(10), |v| {
-        v["event"] == "registration" && v["state"] == "registered"
-    });
-    phone.dial(&format!("sip:1001@127.0.0.1:{}", k.port));
-    let active = desk.wait_for("active", Duration::from_secs(10), |v| v["event"] == "call" && v["state"] == "active");
-    let id = active["call_id"].as_str().unwrap().to_string();
     let r = desk.command(json!({"id": 1, "cmd": "handoff", "call_id": id}));
     assert_eq!(r["event"], "ack", "{r}");
     let h = desk.wait_for("handoff", Duration::from_secs(5), |v| v["event"] == "handoff");

@@ -66,7 +66,7 @@ impl Ear {
             }
         };
         if self.converter.as_ref().is_none_or(|(from, _)| *from != rate) {
-            self.converter = Some((rate, RateConverter::new(rate, ASR_RATE)));
+            self.converter = Some((rate, RateConverter::wideband(rate, ASR_RATE)));
         }
         self.at16k.clear();
         if let Some((_, converter)) = self.converter.as_mut() {

@@ -16,13 +16,14 @@ use crate::media::g711::Law;
 /// 20 ms at 8 kHz.
 const FRAME: usize = 160;
 
-/// `text` spoken by flite, then taken down to 8 kHz as a phone call carries it (the same way as
-/// the end-to-end harness prepares what baresip plays).
+/// `text` spoken by flite, then taken down to 8 kHz as a phone call carries it.
 fn phone_speech(text: &str) -> Vec<i16> {
     let speech = tts::synthesize(text).unwrap();
     let mut at16k = speech.samples;
-    at16k.extend(std::iter::repeat_n(0, 3200));
-    crate::media::resample::resample(&at16k, speech.rate.hz(), 8000)
+    at16k.extend(std::iter::repeat_n(0, 3200)); // flushes the converter's tail
+    let mut out = Vec::new();
+    crate::media::rate_convert::RateConverter::new(speech.rate.hz(), 8000).process(&at16k, &mut out);
+    out
 }
 
 /// A session on the sample script, with the greeting's events already read.
