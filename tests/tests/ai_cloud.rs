@@ -277,14 +277,15 @@ fn a_call_handed_to_openai_hears_its_voice_and_openai_hears_the_caller() {
         Some(&*format!("Bearer {KEY}"))
     );
     let session = got.session().expect("session.update");
-    assert_eq!(session["audio"]["input"]["format"]["rate"], 24000, "{session}");
-    // The caller's tone reached OpenAI as 24 kHz PCM.
+    // A PCMU call's audio goes to OpenAI as µ-law both ways, as it is on the wire.
+    assert_eq!(session["audio"]["input"]["format"], json!({"type": "audio/pcmu"}), "{session}");
+    assert_eq!(session["audio"]["output"]["format"], json!({"type": "audio/pcmu"}), "{session}");
     let (heard, rate) = got.caller_samples();
-    assert_eq!(rate, 24_000);
+    assert_eq!(rate, 8000);
     let loud: Vec<i16> =
-        heard.chunks(480).filter(|c| c.iter().any(|s| s.unsigned_abs() > 2000)).flatten().copied().collect();
-    assert!(loud.len() >= 24_000 / 2, "under 0.5 s of the caller's tone reached OpenAI: {} samples", loud.len());
-    let hz = tone_of(&loud, 24_000);
+        heard.chunks(160).filter(|c| c.iter().any(|s| s.unsigned_abs() > 2000)).flatten().copied().collect();
+    assert!(loud.len() >= 8000 / 2, "under 0.5 s of the caller's tone reached OpenAI: {} samples", loud.len());
+    let hz = tone_of(&loud, 8000);
     assert!((hz - CALLER_HZ).abs() < 15.0, "OpenAI heard {hz} Hz");
     let seen = runs(&kinds(&r.finish()));
     eprintln!("the caller heard: {seen:?}");

@@ -13,9 +13,12 @@ use tokio_util::sync::CancellationToken;
 use super::{Desk, Event};
 use crate::agent::doubao::{AccessKey, DoubaoAgent, DoubaoConfig};
 use crate::agent::openai::{OpenAiAgent, OpenAiConfig};
-use crate::agent::{AgentError, AgentEvent, AgentInputs, LocalAgent, SessionConfig, VoiceAgent};
+use crate::agent::{
+    AgentAudio, AgentError, AgentEvent, AgentInputs, AudioFormat, LocalAgent, SessionConfig, VoiceAgent,
+};
 use crate::media::codec::StreamResampler;
 use crate::media::frame::{Frame, SampleRate};
+use crate::media::g711::Law;
 use crate::media::switchboard::Switchboard;
 use crate::store::{AiAgentConfig, AiProvider, Speaker, TranscriptLine};
 
@@ -63,17 +66,31 @@ fn failure_reason(e: &AgentError) -> &'static str {
 impl Desk {
     /// Hands `call_id` to the local agent: opens a session, switches the call's audio to it and
     /// starts the bridge. Err (with the reason) leaves the call with the desk.
+    /// `law` is the call's codec when it is G.711.
     pub(super) async fn start_handoff(
         &self,
         call_id: &str,
         board: &Switchboard,
+        law: Option<Law>,
     ) -> Result<Bridge, (&'static str, String)> {
         // The admin's default provider (the local agent unless a cloud one was enabled and
         // chosen), with its greeting and instructions.
         let config = self.ai_agent_for_handoff().ok();
+        // OpenAI takes G.711 as it is: a G.711 call's audio then crosses without resampling
+        // either way (decoding and encoding G.711 again gives back the same bytes).
+        let input = match (law, &config) {
+            (Some(law), Some(c)) if c.provider == AiProvider::Openai && board.rate() == SampleRate::Hz8000 => {
+                if law == Law::Mu {
+                    AudioFormat::Mulaw
+                } else {
+                    AudioFormat::Alaw
+                }
+            }
+            _ => AudioFormat::Pcm(board.rate()),
+        };
         let session_config = match &config {
-            Some(c) => c.session_config(crate::agent::AudioFormat::Pcm(board.rate())),
-            None => SessionConfig { input: crate::agent::AudioFormat::Pcm(board.rate()), ..SessionConfig::default() },
+            Some(c) => c.session_config(input),
+            None => SessionConfig { input, ..SessionConfig::default() },
         };
         let agent = agent_for(config.as_ref()).map_err(|e| ("local", e.to_string()))?;
         let provider = agent.name();
@@ -88,7 +105,8 @@ impl Desk {
             (self.clone(), call_id.to_string(), cancel.clone(), board.clone(), inputs.clone());
         let done = tokio::spawn(async move {
             let bridge = |record| {
-                run_bridge(desk.clone(), id.clone(), board.clone(), bridge_inputs.clone(), events, caller, record)
+                let to_agent = (bridge_inputs.clone(), input);
+                run_bridge(desk.clone(), id.clone(), board.clone(), to_agent, events, caller, record)
             };
             let record = std::sync::Arc::new(std::sync::Mutex::new(Record::default()));
             let reason = tokio::select! {
@@ -167,7 +185,7 @@ async fn run_bridge(
     desk: Desk,
     call_id: String,
     board: Switchboard,
-    inputs: AgentInputs,
+    (inputs, input): (AgentInputs, AudioFormat),
     mut events: mpsc::Receiver<AgentEvent>,
     mut caller: mpsc::UnboundedReceiver<Frame>,
     record: std::sync::Arc<std::sync::Mutex<Record>>,
@@ -191,7 +209,7 @@ async fn run_bridge(
                 Some(f) => {
                     // A provider that falls behind drops audio rather than stall the call.
                     // (Once the agent has said goodbye, its inputs are closed: nothing to send.)
-                    if let Err(e) = inputs.send_audio(crate::agent::AgentAudio::from_frame(&f)) {
+                    if let Err(e) = inputs.send_audio(caller_audio(&f, input)) {
                         if !matches!(e, AgentError::Backlog) && !finished {
                             break failure_reason(&e);
                         }
@@ -295,6 +313,22 @@ impl Desk {
     }
 }
 
+/// A caller frame in the session's input format.
+fn caller_audio(frame: &Frame, input: AudioFormat) -> AgentAudio {
+    let law = match input {
+        AudioFormat::Mulaw => Law::Mu,
+        AudioFormat::Alaw => Law::A,
+        AudioFormat::Pcm(_) => return AgentAudio::from_frame(frame),
+    };
+    let mut bytes = vec![0u8; frame.samples().len()];
+    law.encode_into(frame.samples(), &mut bytes);
+    if law == Law::Mu {
+        AgentAudio::Mulaw(bytes)
+    } else {
+        AgentAudio::Alaw(bytes)
+    }
+}
+
 /// Converts agent audio to the call's rate and queues it as whole 20 ms frames.
 fn queue_audio(
     board: &Switchboard,
@@ -313,5 +347,26 @@ fn queue_audio(
         resampler.process(&pending[..n], out.samples_mut());
         pending.drain(..n);
         board.queue(out);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn g711_caller_audio_crosses_byte_for_byte() {
+        // What the call decoded from the wire encodes back to the very bytes received.
+        let wire: Vec<u8> = (0..160u16).map(|i| (i * 37 % 256) as u8).collect();
+        for (law, input) in [(Law::Mu, AudioFormat::Mulaw), (Law::A, AudioFormat::Alaw)] {
+            let mut frame = Frame::silence(SampleRate::Hz8000);
+            law.decode_into(&wire, frame.samples_mut());
+            match (caller_audio(&frame, input), law) {
+                (AgentAudio::Mulaw(bytes), Law::Mu) | (AgentAudio::Alaw(bytes), Law::A) => assert_eq!(bytes, wire),
+                (other, _) => panic!("{other:?}"),
+            }
+        }
+        let frame = Frame::silence(SampleRate::Hz8000);
+        assert_eq!(caller_audio(&frame, AudioFormat::Pcm(SampleRate::Hz8000)), AgentAudio::from_frame(&frame));
     }
 }

@@ -206,7 +206,12 @@ impl Desk {
     /// `handoff` event says why.
     pub(super) async fn hand_to_ai(&self, c: &mut InCall<'_>) {
         let Some(board) = c.board.clone() else { return };
-        match self.start_handoff(c.call_id, &board).await {
+        let law = match c.neg.codec {
+            crate::media::offer_answer::Codec::Pcmu => Some(crate::media::g711::Law::Mu),
+            crate::media::offer_answer::Codec::Pcma => Some(crate::media::g711::Law::A),
+            crate::media::offer_answer::Codec::Opus => None,
+        };
+        match self.start_handoff(c.call_id, &board, law).await {
             Ok(bridge) => c.bridge = Some(bridge),
             Err((provider, e)) => {
                 tracing::warn!(call_id = c.call_id, provider, "the AI cannot take the call: {e}");
