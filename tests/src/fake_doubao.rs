@@ -15,15 +15,14 @@
 
 use std::collections::VecDeque;
 use std::io::Read;
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::net::{Shutdown, TcpStream};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::loopback_ws::accept_loop;
 pub use crate::loopback_ws::{pcm_bytes, pcm_samples, tone};
+use crate::loopback_ws::{poll_until, LoopbackServer};
 use serde_json::{json, Value};
 use tungstenite::handshake::server::{ErrorResponse, Request, Response};
 use tungstenite::{Message, WebSocket};
@@ -203,14 +202,13 @@ struct Shared {
     reply_audio: Vec<i16>,
     received: Mutex<Received>,
     current: Mutex<Option<mpsc::Sender<Command>>>,
-    stop: AtomicBool,
+    stop: Arc<AtomicBool>,
 }
 
 /// The running fake; stops when dropped.
 pub struct FakeDoubao {
-    addr: SocketAddr,
     shared: Arc<Shared>,
-    acceptor: Option<JoinHandle<()>>,
+    server: LoopbackServer,
 }
 
 impl FakeDoubao {
@@ -223,30 +221,22 @@ impl FakeDoubao {
             }
             None => tone(behaviour.reply_tone_hz, 24000, behaviour.reply_ms),
         };
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind the fake Doubao");
-        listener.set_nonblocking(true).expect("nonblocking listener");
-        let addr = listener.local_addr().expect("fake Doubao address");
         let shared = Arc::new(Shared {
             behaviour,
             reply_audio,
             received: Mutex::new(Received::default()),
             current: Mutex::new(None),
-            stop: AtomicBool::new(false),
+            stop: Arc::new(AtomicBool::new(false)),
         });
-        let s = Arc::clone(&shared);
-        let acceptor = std::thread::Builder::new()
-            .name("fake-doubao".into())
-            .spawn(move || {
-                let serving = Arc::clone(&s);
-                accept_loop(&listener, &s.stop, "fake Doubao", move |stream| serve(stream, &serving))
-            })
-            .expect("fake Doubao thread");
-        FakeDoubao { addr, shared, acceptor: Some(acceptor) }
+        let serving = Arc::clone(&shared);
+        let server =
+            LoopbackServer::start("fake Doubao", Arc::clone(&shared.stop), move |stream| serve(stream, &serving));
+        FakeDoubao { server, shared }
     }
 
     /// The endpoint to configure: `ws://127.0.0.1:<port>/api/v3/realtime/dialogue`.
     pub fn url(&self) -> String {
-        format!("ws://{}{PATH}", self.addr)
+        format!("ws://{}{PATH}", self.server.addr())
     }
 
     /// A copy of what the client sent so far.
@@ -256,16 +246,7 @@ impl FakeDoubao {
 
     /// Polls until `done` holds for what was received (true), or `timeout` passes (false).
     pub fn wait_until(&self, timeout: Duration, done: impl Fn(&Received) -> bool) -> bool {
-        let end = Instant::now() + timeout;
-        loop {
-            if done(&self.shared.received.lock().unwrap()) {
-                return true;
-            }
-            if Instant::now() >= end {
-                return false;
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
+        poll_until(timeout, || done(&self.shared.received.lock().unwrap()))
     }
 
     /// Speaks a reply with `text` on the current connection (with the behaviour's fault, if
@@ -304,15 +285,6 @@ impl FakeDoubao {
         let current = self.shared.current.lock().unwrap();
         let tx = current.as_ref().expect("fake Doubao: no client connected");
         tx.send(command).expect("fake Doubao: the connection is gone");
-    }
-}
-
-impl Drop for FakeDoubao {
-    fn drop(&mut self) {
-        self.shared.stop.store(true, Ordering::SeqCst);
-        if let Some(t) = self.acceptor.take() {
-            let _ = t.join();
-        }
     }
 }
 

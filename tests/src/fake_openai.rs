@@ -21,14 +21,13 @@
 //! shared with the core's, so a mistake in the core's wire format cannot hide in both ends.
 
 use std::collections::VecDeque;
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::loopback_ws::accept_loop;
 pub use crate::loopback_ws::{pcm_bytes, pcm_samples, tone};
+use crate::loopback_ws::{poll_until, LoopbackServer};
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
 use serde_json::{json, Value};
@@ -304,43 +303,34 @@ struct Shared {
     behaviour: Behaviour,
     received: Mutex<Received>,
     current: Mutex<Option<mpsc::Sender<Command>>>,
-    stop: AtomicBool,
+    stop: Arc<AtomicBool>,
 }
 
 /// The running fake; stops when dropped.
 pub struct FakeOpenAi {
-    addr: SocketAddr,
     shared: Arc<Shared>,
-    acceptor: Option<JoinHandle<()>>,
+    server: LoopbackServer,
 }
 
 impl FakeOpenAi {
     /// Starts a fake on 127.0.0.1 (a free port) with `behaviour`.
     pub fn start(behaviour: Behaviour) -> FakeOpenAi {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind the fake OpenAI");
-        listener.set_nonblocking(true).expect("nonblocking listener");
-        let addr = listener.local_addr().expect("fake OpenAI address");
         let shared = Arc::new(Shared {
             behaviour,
             received: Mutex::new(Received::default()),
             current: Mutex::new(None),
-            stop: AtomicBool::new(false),
+            stop: Arc::new(AtomicBool::new(false)),
         });
-        let s = Arc::clone(&shared);
-        let acceptor = std::thread::Builder::new()
-            .name("fake-openai".into())
-            .spawn(move || {
-                let serving = Arc::clone(&s);
-                accept_loop(&listener, &s.stop, "fake OpenAI", move |stream| serve(stream, &serving))
-            })
-            .expect("fake OpenAI thread");
-        FakeOpenAi { addr, shared, acceptor: Some(acceptor) }
+        let serving = Arc::clone(&shared);
+        let server =
+            LoopbackServer::start("fake OpenAI", Arc::clone(&shared.stop), move |stream| serve(stream, &serving));
+        FakeOpenAi { server, shared }
     }
 
     /// The endpoint to configure: `ws://127.0.0.1:<port>/v1/realtime` (no model: the client adds
     /// it).
     pub fn url(&self) -> String {
-        format!("ws://{}{PATH}", self.addr)
+        format!("ws://{}{PATH}", self.server.addr())
     }
 
     /// A copy of what the client sent so far.
@@ -350,16 +340,7 @@ impl FakeOpenAi {
 
     /// Polls until `done` holds for what was received (true), or `timeout` passes (false).
     pub fn wait_until(&self, timeout: Duration, done: impl Fn(&Received) -> bool) -> bool {
-        let end = Instant::now() + timeout;
-        loop {
-            if done(&self.shared.received.lock().unwrap()) {
-                return true;
-            }
-            if Instant::now() >= end {
-                return false;
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
+        poll_until(timeout, || done(&self.shared.received.lock().unwrap()))
     }
 
     /// Sends a server event (an `error`, a stray event) on the current connection.
@@ -398,15 +379,6 @@ impl FakeOpenAi {
         let current = self.shared.current.lock().unwrap();
         let tx = current.as_ref().expect("fake OpenAI: no client connected");
         tx.send(command).expect("fake OpenAI: the connection is gone");
-    }
-}
-
-impl Drop for FakeOpenAi {
-    fn drop(&mut self) {
-        self.shared.stop.store(true, Ordering::SeqCst);
-        if let Some(t) = self.acceptor.take() {
-            let _ = t.join();
-        }
     }
 }
 

@@ -1,14 +1,71 @@
 //! What the loopback stand-ins for the cloud voice agents share ([`crate::fake_doubao`],
-//! [`crate::fake_openai`]): the accept loop that gives each connection its own thread, and the
-//! PCM helpers their audio is made and checked with.
+//! [`crate::fake_openai`]): a listener on 127.0.0.1 that gives each connection its own thread,
+//! polling for what a fake received, and the PCM helpers their audio is made and checked with.
 
-use std::net::{TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// A listener on a free 127.0.0.1 port serving each connection on its own thread; dropping it
+/// sets `stop` (which the connections watch too) and waits for every thread.
+pub struct LoopbackServer {
+    addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+    acceptor: Option<JoinHandle<()>>,
+}
+
+impl LoopbackServer {
+    /// Starts serving; `name` names the fake in its thread and in panics.
+    pub fn start(
+        name: &'static str,
+        stop: Arc<AtomicBool>,
+        serve: impl Fn(TcpStream) + Clone + Send + 'static,
+    ) -> LoopbackServer {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("bind the {name}: {e}"));
+        listener.set_nonblocking(true).expect("nonblocking listener");
+        let addr = listener.local_addr().expect("listener address");
+        let flag = Arc::clone(&stop);
+        let acceptor = std::thread::Builder::new()
+            .name(name.replace(' ', "-"))
+            .spawn(move || accept_loop(&listener, &flag, name, serve))
+            .expect("acceptor thread");
+        LoopbackServer { addr, stop, acceptor: Some(acceptor) }
+    }
+
+    /// Where it listens.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+}
+
+impl Drop for LoopbackServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.acceptor.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Polls `done` every 5 ms until it holds (true) or `timeout` passes (false).
+pub fn poll_until(timeout: Duration, done: impl Fn() -> bool) -> bool {
+    let end = Instant::now() + timeout;
+    loop {
+        if done() {
+            return true;
+        }
+        if Instant::now() >= end {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
 
 /// Accepts connections on the non-blocking `listener` until `stop` is set, serving each on its
 /// own thread; then waits for those threads. `name` names the fake in a panic.
-pub fn accept_loop(
+fn accept_loop(
     listener: &TcpListener,
     stop: &AtomicBool,
     name: &str,
