@@ -13,8 +13,10 @@
 //!
 //! *Adjustment.* [`JitterBuffer::rate_ratio`] tells the caller's [`super::playout::Stretcher`]
 //! to consume 1-2% faster or slower until the delay meets the target, so the playout clock drifts
-//! (no ear hears 2%) instead of jumping (a click). A packet whose turn has passed is dropped as
-//! late; a missing one is reported so the caller conceals it. Slots are allocated once.
+//! (no ear hears 2%) instead of jumping (a click). A missing packet is reported so the caller
+//! conceals it; it is given up as lost only once a later one is here (until then it is only late,
+//! and keeps its place), and a packet whose turn was given up is dropped as late. Slots are
+//! allocated once.
 
 use std::time::Instant;
 
@@ -268,6 +270,13 @@ impl JitterBuffer {
             return Take::Packet(&slot.payload[..slot.len]);
         }
         self.missing_run += 1;
+        if self.held == 0 && self.missing_run <= MAX_CONCEAL {
+            // Nothing after it has come either: it is late, not lost (a sender running a little
+            // slow, a burst of jitter). Conceal this turn but keep its place, so it still plays
+            // when it comes (20 ms later than planned) instead of being dropped as late.
+            self.stats.concealed += 1;
+            return Take::Missing { next: None };
+        }
         if self.missing_run > MAX_CONCEAL {
             // A long gap: skip to what is held, or go quiet and refill.
             self.missing_run = 0;

@@ -339,6 +339,9 @@ fn jitter_for(_codec: Codec, clock_rate: u32) -> JitterBuffer {
 /// there to rebuild a loss. Until then the lowest target is one packet (less delay).
 const OPUS_FEC_FLOOR_MS: f64 = 40.0;
 
+/// Most packets taken from the socket before one playout (a flood must not starve the clock).
+const MAX_DRAIN: usize = 64;
+
 /// How long the latched RTP source must be quiet before another may take its place.
 const RELATCH_AFTER: std::time::Duration = std::time::Duration::from_millis(500);
 
@@ -403,8 +406,13 @@ impl Loop {
             tokio::select! {
                 _ = cancel.cancelled() => break,
                 Some(c) = control.recv() => self.on_control(c),
-                _ = tick.tick() => {
+                due = tick.tick() => {
+                    let behind = due.elapsed();
+                    if behind > Duration::from_millis(30) {
+                        tracing::debug!(?behind, "rtp: the 20 ms tick ran late (a busy machine)");
+                    }
                     self.send_frame(&mut frame, &mut rtp_buf).await;
+                    self.drain_rtp(&mut rtp_buf);
                     self.play_frame(&mut frame);
                 }
                 r = self.sockets.rtp.recv_from(&mut rtp_buf) => match r {
@@ -545,6 +553,19 @@ impl Loop {
         self.neg = neg;
     }
 
+    /// Takes every packet already waiting in the socket. After the task was held up (a busy
+    /// machine), `select!` may run several overdue ticks before the receive branch: without
+    /// this, packets sitting in the socket would be concealed as lost and then arrive late.
+    fn drain_rtp(&mut self, buf: &mut [u8]) {
+        for _ in 0..MAX_DRAIN {
+            match self.sockets.rtp.try_recv_from(buf) {
+                Ok((n, from)) => self.on_rtp(&buf[..n], from),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
+                Err(e) => return tracing::debug!("rtp recv: {e}"),
+            }
+        }
+    }
+
     fn play_frame(&mut self, frame: &mut Frame) {
         // Nothing goes to the sink before the first packet, so a recording starts with the call's audio.
         if self.first_ext_seq.is_none() {
@@ -615,7 +636,7 @@ impl Loop {
             self.remote = from;
             self.remote_rtcp = SocketAddr::new(from.ip(), from.port().wrapping_add(1));
         }
-        self.last_from_remote = Some(Instant::now());
+        let gap = self.last_from_remote.replace(Instant::now()).map(|t| t.elapsed());
         let seen = self.tracker.observe(&pkt.header);
         if seen.ssrc_changed {
             tracing::info!("rtp: new SSRC {:#010x}", pkt.header.ssrc);
@@ -647,8 +668,10 @@ impl Loop {
             return self.reject(from, &CodecError::G711Length(pkt.payload.len()));
         }
         let now = Instant::now();
-        if self.jitter.push(seen.extended_seq, pkt.header.timestamp, pkt.payload, now) == Pushed::TooLarge {
-            self.reject(from, &format_args!("{} byte payload", pkt.payload.len()));
+        match self.jitter.push(seen.extended_seq, pkt.header.timestamp, pkt.payload, now) {
+            Pushed::TooLarge => self.reject(from, &format_args!("{} byte payload", pkt.payload.len())),
+            Pushed::Late => tracing::debug!(seq = seen.extended_seq, ?gap, "rtp: packet came after its turn"),
+            _ => {}
         }
     }
 
