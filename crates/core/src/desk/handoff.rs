@@ -55,14 +55,6 @@ impl Bridge {
     }
 }
 
-/// Why the agent gave the call back.
-fn failure_reason(e: &AgentError) -> &'static str {
-    match e {
-        AgentError::Closed => "provider_closed",
-        _ => "provider_error",
-    }
-}
-
 impl Desk {
     /// Hands `call_id` to the local agent: opens a session, switches the call's audio to it and
     /// starts the bridge. Err (with the reason) leaves the call with the desk.
@@ -202,19 +194,27 @@ async fn run_bridge(
     let mut waiting_since = Some(tokio::time::Instant::now());
     let mut handoff_after_audio = false;
     let mut finished = false;
+    let mut dropped = 0u64;
     let reason = loop {
         let deadline = waiting_since.map(|t| t + NO_AUDIO_LIMIT);
         tokio::select! {
             frame = caller.recv() => match frame {
-                Some(f) => {
+                Some(f) => match inputs.send_audio(caller_audio(&f, input)) {
+                    Ok(()) => {}
                     // A provider that falls behind drops audio rather than stall the call.
-                    // (Once the agent has said goodbye, its inputs are closed: nothing to send.)
-                    if let Err(e) = inputs.send_audio(caller_audio(&f, input)) {
-                        if !matches!(e, AgentError::Backlog) && !finished {
-                            break failure_reason(&e);
+                    Err(AgentError::Backlog) => {
+                        dropped += 1;
+                        if dropped.is_power_of_two() {
+                            tracing::warn!(call_id, dropped, "the agent is behind: caller audio dropped");
                         }
                     }
-                }
+                    // The agent stopped listening (it said goodbye, or it died): what it still
+                    // has to say is queued as events, which end with `Closed` or with nothing,
+                    // so the events decide, not this frame.
+                    Err(AgentError::Closed) => {}
+                    Err(_) if !finished => break "provider_error",
+                    Err(_) => {}
+                },
                 None => break "takeback",
             },
             ev = events.recv(), if !finished => {
