@@ -88,6 +88,12 @@ impl Dialog {
         }
     }
 
+    /// The caller said something that was not understood at all: ask again (or hand off after
+    /// too many misses); `None` once the conversation is over.
+    pub fn on_unclear(&mut self) -> Option<Turn> {
+        (!self.over).then(|| self.miss(None))
+    }
+
     /// Takes one DTMF key; a turn when it completes something (a slot entry ended by `#` or at
     /// its longest, or an intent's key). `*` clears a slot entry.
     pub fn on_dtmf(&mut self, key: char) -> Option<Turn> {
@@ -268,6 +274,12 @@ mod tests {
         let t = d.on_utterance("banana").unwrap();
         assert!(t.handoff.unwrap().contains("did not understand"));
         assert_eq!(t.reply, DialogScript::sample().fallback);
+        // Speech with no sentence in it counts the same; while a number is asked, the number's
+        // prompt is repeated.
+        let mut d = sample();
+        assert_eq!(d.on_unclear().unwrap().reply, DialogScript::sample().reprompt);
+        d.on_utterance("billing").unwrap();
+        assert!(d.on_unclear().unwrap().reply.contains("callback number"));
     }
 
     #[test]

@@ -24,6 +24,9 @@ pub enum Heard {
     Stopped,
     /// What the utterance said, if the grammar matched anything.
     Final(Option<String>),
+    /// Words were heard along the way (the last guess), but no whole sentence the grammar
+    /// knows: the caller said something the agent did not understand.
+    Unclear(String),
     /// The recogniser failed on this utterance (the session goes on).
     Failed(AgentError),
 }
@@ -37,6 +40,8 @@ pub struct Ear {
     pcm: Vec<i16>,
     at16k: Vec<i16>,
     since_partial: usize,
+    /// 16 kHz samples in the utterance so far (pre-roll included).
+    utterance_samples: usize,
     last_partial: Option<String>,
 }
 
@@ -50,6 +55,7 @@ impl Ear {
             pcm: Vec::new(),
             at16k: Vec::new(),
             since_partial: 0,
+            utterance_samples: 0,
             last_partial: None,
         }
     }
@@ -79,13 +85,21 @@ impl Ear {
                 VadEvent::Started(audio) => {
                     heard.push(Heard::Started);
                     self.since_partial = 0;
+                    self.utterance_samples = 0;
                     self.last_partial = None;
                     self.recognizer.start().and_then(|()| self.feed(&audio, &mut heard))
                 }
                 VadEvent::Speech(audio) => self.feed(&audio, &mut heard),
                 VadEvent::Ended => {
                     heard.push(Heard::Stopped);
-                    self.recognizer.finish().map(|text| heard.push(Heard::Final(text)))
+                    self.recognizer.finish().map(|text| {
+                        let ms = self.utterance_samples * 1000 / ASR_RATE as usize;
+                        tracing::debug!(ms, partial = ?self.last_partial, "utterance heard as {text:?}");
+                        heard.push(match (text, self.last_partial.take()) {
+                            (None, Some(guess)) => Heard::Unclear(guess),
+                            (text, _) => Heard::Final(text),
+                        })
+                    })
                 }
             };
             if let Err(e) = result {
@@ -98,6 +112,7 @@ impl Ear {
     fn feed(&mut self, audio: &[i16], heard: &mut Vec<Heard>) -> Result<(), AgentError> {
         self.recognizer.feed(audio)?;
         self.since_partial += audio.len();
+        self.utterance_samples += audio.len();
         if self.since_partial >= PARTIAL_EVERY {
             self.since_partial = 0;
             let partial = self.recognizer.partial();

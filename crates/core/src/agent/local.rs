@@ -145,6 +145,13 @@ impl Session {
                 Heard::Stopped => AgentEvent::UserSpeechStopped,
                 Heard::Partial(text) => AgentEvent::UserTranscript { text, is_final: false },
                 Heard::Final(None) => continue,
+                Heard::Unclear(guess) => {
+                    // Something word-like but no sentence: say so and ask again, rather than
+                    // leave the caller waiting in silence.
+                    tracing::debug!("not understood (the last guess was {guess:?})");
+                    turn = self.dialog.on_unclear();
+                    continue;
+                }
                 Heard::Final(Some(text)) => {
                     turn = self.dialog.on_utterance(&text);
                     AgentEvent::UserTranscript { text, is_final: true }
