@@ -22,10 +22,12 @@ pub fn bin() -> PathBuf {
 }
 
 /// A `sipdesk` command line against `db`, with a clean environment for SIP_* variables (and the
-/// SIPDESK_DTMF / SIPDESK_REFER overrides) and a private secrets file.
+/// SIPDESK_DTMF / SIPDESK_REFER overrides) and a private secrets file. The desk logs at info, or
+/// as `SIPDESK_TEST_LOG` says (a `RUST_LOG` filter, to look into a failing test).
 pub fn command(db: &Path) -> Command {
     let mut c = Command::new(bin());
-    c.arg("--db").arg(db).env("SIPDESK_SECRET_STORE", "file").env("RUST_LOG", "info");
+    let log = std::env::var("SIPDESK_TEST_LOG").unwrap_or_else(|_| "info".into());
+    c.arg("--db").arg(db).env("SIPDESK_SECRET_STORE", "file").env("RUST_LOG", log);
     for k in [
         "SIP_SERVER_HOST",
         "SIP_SERVER_PORT",
@@ -168,6 +170,11 @@ impl Running {
 
     /// Sends SIGTERM and waits for the exit.
     pub fn terminate(mut self, timeout: Duration) -> (ExitStatus, String) {
+        self.stop(timeout)
+    }
+
+    /// Sends SIGTERM and waits for the exit, keeping what it printed to look at.
+    pub fn stop(&mut self, timeout: Duration) -> (ExitStatus, String) {
         // SAFETY: sending a signal to our own child process.
         unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
         self.wait_exit_within(timeout, "of SIGTERM")
