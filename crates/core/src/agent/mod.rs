@@ -3,11 +3,13 @@
 //!
 //! - [`provider`]: the shape every provider has ([`VoiceAgent`] opens an [`AgentSession`]:
 //!   caller audio, DTMF and text in, [`AgentEvent`]s out). Cloud providers (Doubao realtime,
-//!   OpenAI Realtime) implement the same trait later.
+//!   OpenAI Realtime, in [`doubao`] and [`openai`]) implement the same trait.
 //! - [`local`]: the local agent ([`LocalAgent`]), offline and English-only (Debian ships only
 //!   the English speech model): [`vad`] (earshot) finds the caller's utterances, [`asr`]
 //!   (pocketsphinx, in grammar mode, on audio upsampled to 16 kHz) recognises them, [`dialog`]
-//!   answers by the rules of a TOML [`script`], and [`tts`] (flite) speaks the answer.
+//!   answers by the rules of a TOML [`script`], and [`tts`] (flite) speaks the answer. Both C
+//!   engines are opened on first use ([`dylib`]), so a desk that never uses the agent never
+//!   loads them.
 //! - The script's format is in [`script`]; a sample ships in `crates/core/assets/sample_dialog.toml`
 //!   ([`script::SAMPLE_SCRIPT`]): it greets the caller as an automated assistant, asks why they
 //!   call, takes a callback number (spoken or keyed) and offers a person.
@@ -18,6 +20,7 @@
 pub mod asr;
 pub mod dialog;
 pub mod doubao;
+pub mod dylib;
 pub mod ear;
 pub mod grammar;
 pub mod local;

@@ -2,13 +2,15 @@
 //!
 //! *Choice: the library, not the `flite` program writing a WAV file.* The library returns the
 //! samples in memory, with no process to start and no file to clean up, and its voice is
-//! loaded once for the whole process. flite's documentation does not promise that one voice
-//! can synthesise on two threads at once, so a mutex makes sessions take turns; a sentence
-//! takes a few tens of milliseconds, which is far below what a caller notices.
+//! loaded once for the whole process, the first time the agent speaks ([`super::dylib`]).
+//! flite's documentation does not promise that one voice can synthesise on two threads at once,
+//! so a mutex makes sessions take turns; a sentence takes a few tens of milliseconds, which is
+//! far below what a caller notices.
 
 use std::ffi::{c_char, c_int, c_void, CString};
 use std::sync::{Mutex, OnceLock};
 
+use super::dylib::Library;
 use super::provider::AgentError;
 use crate::media::frame::SampleRate;
 
@@ -22,28 +24,42 @@ struct CstWave {
     samples: *mut i16,
 }
 
-#[link(name = "flite_cmu_us_slt")]
-extern "C" {
-    fn register_cmu_us_slt(voxdir: *const c_char) -> *mut c_void;
-}
-
-// The voice needs the English text analysis and lexicon, and flite's core.
-#[link(name = "flite_usenglish")]
-#[link(name = "flite_cmulex")]
-#[link(name = "flite")]
-extern "C" {
-    fn flite_init() -> c_int;
-    fn flite_text_to_wave(text: *const c_char, voice: *mut c_void) -> *mut CstWave;
-    fn delete_wave(wave: *mut CstWave);
+/// flite's functions, from its libraries opened on first use ([`super::dylib`]).
+struct Flite {
+    text_to_wave: unsafe extern "C" fn(*const c_char, *mut c_void) -> *mut CstWave,
+    delete_wave: unsafe extern "C" fn(*mut CstWave),
 }
 
 /// The process's one flite voice.
-struct Voice(*mut c_void);
+struct Voice {
+    flite: Flite,
+    voice: *mut c_void,
+}
 
 // SAFETY: the voice pointer is only used under the mutex that holds it.
 unsafe impl Send for Voice {}
 
-static VOICE: OnceLock<Mutex<Voice>> = OnceLock::new();
+static VOICE: OnceLock<Result<Mutex<Voice>, String>> = OnceLock::new();
+
+/// Opens flite and registers the `slt` voice (which pulls in flite, its English text analysis
+/// and lexicon).
+fn load_voice() -> Result<Voice, String> {
+    let voice_lib = Library::open("libflite_cmu_us_slt.so.1", "libflite1 (flite1-dev)")?;
+    // SAFETY: the types are flite's C declarations; init and registration run once, here,
+    // before any synthesis; the library stays open for the life of the process.
+    unsafe {
+        let init: unsafe extern "C" fn() -> c_int = voice_lib.get(c"flite_init")?;
+        let register: unsafe extern "C" fn(*const c_char) -> *mut c_void = voice_lib.get(c"register_cmu_us_slt")?;
+        let flite =
+            Flite { text_to_wave: voice_lib.get(c"flite_text_to_wave")?, delete_wave: voice_lib.get(c"delete_wave")? };
+        init();
+        let voice = register(std::ptr::null());
+        if voice.is_null() {
+            return Err("the slt voice did not load".into());
+        }
+        Ok(Voice { flite, voice })
+    }
+}
 
 /// Synthesised speech: mono PCM at the voice's rate.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,21 +74,12 @@ pub struct Speech {
 pub fn synthesize(text: &str) -> Result<Speech, AgentError> {
     let fail = |message: &str| AgentError::Engine { engine: "flite", message: message.to_string() };
     let text = CString::new(text.replace('\0', " ")).map_err(|_| fail("text has a NUL"))?;
-    let voice = VOICE.get_or_init(|| {
-        // SAFETY: flite_init and the voice registration run once, before any synthesis.
-        Mutex::new(Voice(unsafe {
-            flite_init();
-            register_cmu_us_slt(std::ptr::null())
-        }))
-    });
+    let voice = VOICE.get_or_init(|| load_voice().map(Mutex::new)).as_ref().map_err(|e| fail(e))?;
     let voice = voice.lock().unwrap_or_else(|p| p.into_inner());
-    if voice.0.is_null() {
-        return Err(fail("the slt voice did not load"));
-    }
     // SAFETY: a valid voice and a NUL-terminated text; the wave is read, copied and freed
     // here, while the voice's lock is held.
     unsafe {
-        let wave = flite_text_to_wave(text.as_ptr(), voice.0);
+        let wave = (voice.flite.text_to_wave)(text.as_ptr(), voice.voice);
         if wave.is_null() {
             return Err(fail("synthesis failed"));
         }
@@ -85,7 +92,7 @@ pub fn synthesize(text: &str) -> Result<Speech, AgentError> {
             }
             _ => Err(fail("the voice produced an unexpected format")),
         };
-        delete_wave(wave);
+        (voice.flite.delete_wave)(wave);
         result
     }
 }
