@@ -124,3 +124,7 @@ impl Ear {
         Ok(())
     }
 }
+
+#[cfg(test)]
+#[path = "ear_tests.rs"]
+mod tests;
