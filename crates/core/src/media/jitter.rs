@@ -18,7 +18,7 @@
 //! and keeps its place), and a packet whose turn was given up is dropped as late. Slots are
 //! allocated once.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Lowest target delay (one packet).
 pub const MIN_TARGET_MS: f64 = 20.0;
@@ -40,6 +40,36 @@ pub const MAX_CONCEAL: u32 = 5;
 /// One step of playout clock drift while adjusting (1%: a pitch change no ear notices; two
 /// steps when the delay is far off).
 const DRIFT: f64 = 0.01;
+
+/// Opus's lowest target while packets are being lost: two packets, so the next one's FEC is
+/// there to rebuild a loss.
+pub const FEC_FLOOR_MS: f64 = 40.0;
+/// How long the FEC floor holds after the last loss. A single late packet on a quiet network
+/// should not double the delay for the rest of the call.
+pub const FEC_FLOOR_HOLD: Duration = Duration::from_secs(10);
+
+/// Opus's lowest target over a call: one packet while nothing is lost, [`FEC_FLOOR_MS`] from a
+/// loss until [`FEC_FLOOR_HOLD`] passes without another.
+#[derive(Debug, Default)]
+pub struct FecFloor {
+    last_loss: Option<Instant>,
+}
+
+impl FecFloor {
+    /// The lowest target after a frame played at `now`; `lost` when it had to be concealed.
+    pub fn after_frame(&mut self, lost: bool, now: Instant) -> f64 {
+        if lost {
+            self.last_loss = Some(now);
+        } else if self.last_loss.is_some_and(|t| now.saturating_duration_since(t) >= FEC_FLOOR_HOLD) {
+            self.last_loss = None;
+        }
+        if self.last_loss.is_some() {
+            FEC_FLOOR_MS
+        } else {
+            MIN_TARGET_MS
+        }
+    }
+}
 
 /// What happened to a pushed packet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -154,8 +184,7 @@ impl JitterBuffer {
         }
     }
 
-    /// Raises the lowest target: Opus wants two packets held, so a lost one can be rebuilt from
-    /// the next one's FEC before its turn comes.
+    /// Sets the lowest target (Opus raises it while packets are lost: see [`FecFloor`]).
     pub fn set_min_target_ms(&mut self, ms: f64) {
         self.min_target_ms = ms.clamp(MIN_TARGET_MS, MAX_TARGET_MS);
     }
@@ -345,12 +374,13 @@ impl JitterBuffer {
         };
         self.delay_ms = Some(smoothed);
         let error = smoothed - self.target_ms;
-        // Hysteresis: adjust by 1% beyond 8 ms off and 2% beyond 25 ms, stop within 2 ms. The
-        // small step keeps the delay near its target without audible pitch change.
+        // Hysteresis: adjust by 1% beyond 4 ms off and 2% beyond 25 ms, stop within 2 ms. The
+        // small step keeps the delay near its target without audible pitch change; the narrow
+        // band keeps a quiet network's delay within a few ms of the target.
         let step = if error.abs() > 25.0 { 2 } else { 1 };
-        self.drift = if error > 8.0 {
+        self.drift = if error > 4.0 {
             step
-        } else if error < -8.0 {
+        } else if error < -4.0 {
             -step
         } else if error.abs() < 2.0 {
             0

@@ -1,4 +1,4 @@
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use super::*;
 
@@ -56,7 +56,8 @@ impl Sim {
                 next_arrival += 1;
             }
             let ratio = self.jb.rate_ratio();
-            let now = self.at(tick);
+            // As the session does: a frame taken now plays after what the stretcher holds.
+            let now = self.at(tick + stretcher.buffered() as f64 / 8.0);
             let jb = &mut self.jb;
             stretcher.produce(&mut out, ratio, |buf: &mut [i16]| {
                 let g = match jb.take(now) {
@@ -204,4 +205,19 @@ fn the_target_stays_within_bounds_under_huge_jitter() {
         Some(if k.is_multiple_of(5) { 400.0 } else { 0.0 })
     });
     assert_eq!(sim.jb.target_ms(), MAX_TARGET_MS);
+}
+
+#[test]
+fn the_fec_floor_holds_while_packets_are_lost_then_falls_back() {
+    let t0 = Instant::now();
+    let at = |ms: u64| t0 + Duration::from_millis(ms);
+    let mut floor = FecFloor::default();
+    assert_eq!(floor.after_frame(false, at(0)), MIN_TARGET_MS);
+    assert_eq!(floor.after_frame(true, at(20)), FEC_FLOOR_MS);
+    assert_eq!(floor.after_frame(false, at(9_000)), FEC_FLOOR_MS);
+    // A second loss starts the hold again.
+    assert_eq!(floor.after_frame(true, at(9_020)), FEC_FLOOR_MS);
+    assert_eq!(floor.after_frame(false, at(19_000)), FEC_FLOOR_MS);
+    assert_eq!(floor.after_frame(false, at(19_020)), MIN_TARGET_MS);
+    assert_eq!(floor.after_frame(false, at(40_000)), MIN_TARGET_MS);
 }

@@ -36,7 +36,7 @@ use super::codec::{for_codec, AudioCodec, CodecError, StreamResampler};
 use super::dtmf::{DtmfReceiver, DtmfSender, DtmfSlot};
 use super::frame::{Endpoint, EndpointError, Frame, FrameSink, FrameSource, SampleRate, SourcePoll};
 use super::hold_music::HoldMusic;
-use super::jitter::{JitterBuffer, Pushed, Take};
+use super::jitter::{FecFloor, JitterBuffer, Pushed, Take};
 use super::offer_answer::Codec;
 use super::offer_answer::Negotiated;
 use super::playout::Stretcher;
@@ -312,6 +312,8 @@ struct Loop {
     octets: u32,
     tracker: SequenceTracker,
     jitter: JitterBuffer,
+    /// Opus's lowest jitter target, raised while packets are lost.
+    fec_floor: FecFloor,
     first_ext_seq: Option<u64>,
     received: u64,
     last_expected: u64,
@@ -334,10 +336,6 @@ struct Loop {
 fn jitter_for(_codec: Codec, clock_rate: u32) -> JitterBuffer {
     JitterBuffer::new(clock_rate)
 }
-
-/// Opus's lowest buffer target once packets are lost: two packets, so the next one's FEC is
-/// there to rebuild a loss. Until then the lowest target is one packet (less delay).
-const OPUS_FEC_FLOOR_MS: f64 = 40.0;
 
 /// Most packets taken from the socket before one playout (a flood must not starve the clock).
 const MAX_DRAIN: usize = 64;
@@ -378,6 +376,7 @@ impl Loop {
             octets: 0,
             tracker: SequenceTracker::new(),
             jitter: jitter_for(neg.codec, clock_rate),
+            fec_floor: FecFloor::default(),
             first_ext_seq: None,
             received: 0,
             last_expected: 0,
@@ -571,7 +570,11 @@ impl Loop {
         if self.first_ext_seq.is_none() {
             return;
         }
-        let now = Instant::now();
+        // A frame taken now starts to play only after what the stretcher still holds: that is
+        // when its packet leaves the buffer, so the buffer's delay (and the drift that steers
+        // it) counts the stretcher's share too.
+        let held = self.stretcher.buffered() as f64 / f64::from(self.decoded.rate().hz());
+        let now = Instant::now() + Duration::from_secs_f64(held);
         let ratio = self.jitter.rate_ratio();
         let mut lost = false;
         let (jitter, codec, stats) = (&mut self.jitter, &mut self.codec, &self.stats);
@@ -597,8 +600,9 @@ impl Loop {
                 pcm.fill(0);
             }
         });
-        if lost && matches!(self.neg.codec, Codec::Opus) {
-            self.jitter.set_min_target_ms(OPUS_FEC_FLOOR_MS);
+        if matches!(self.neg.codec, Codec::Opus) {
+            let floor = self.fec_floor.after_frame(lost, Instant::now());
+            self.jitter.set_min_target_ms(floor);
         }
         self.down.process(self.decoded.samples(), frame.samples_mut());
         self.publish_buffer_stats();
