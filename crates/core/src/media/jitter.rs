@@ -44,26 +44,31 @@ const DRIFT: f64 = 0.01;
 /// Opus's lowest target while packets are being lost: two packets, so the next one's FEC is
 /// there to rebuild a loss.
 pub const FEC_FLOOR_MS: f64 = 40.0;
-/// How long the FEC floor holds after the last loss. A single late packet on a quiet network
+/// How long a loss counts: a second one within this raises the FEC floor, and the floor holds
+/// until this passes without one. A single late packet (a sender's hiccup) is concealed and
 /// should not double the delay for the rest of the call.
 pub const FEC_FLOOR_HOLD: Duration = Duration::from_secs(10);
 
-/// Opus's lowest target over a call: one packet while nothing is lost, [`FEC_FLOOR_MS`] from a
-/// loss until [`FEC_FLOOR_HOLD`] passes without another.
+/// Opus's lowest target over a call: one packet while packets are rarely lost, [`FEC_FLOOR_MS`]
+/// from the second loss within [`FEC_FLOOR_HOLD`] until that long passes without one.
 #[derive(Debug, Default)]
 pub struct FecFloor {
     last_loss: Option<Instant>,
+    raised: bool,
 }
 
 impl FecFloor {
     /// The lowest target after a frame played at `now`; `lost` when it had to be concealed.
     pub fn after_frame(&mut self, lost: bool, now: Instant) -> f64 {
+        let recent = self.last_loss.is_some_and(|t| now.saturating_duration_since(t) < FEC_FLOOR_HOLD);
         if lost {
+            self.raised |= recent;
             self.last_loss = Some(now);
-        } else if self.last_loss.is_some_and(|t| now.saturating_duration_since(t) >= FEC_FLOOR_HOLD) {
+        } else if !recent {
             self.last_loss = None;
+            self.raised = false;
         }
-        if self.last_loss.is_some() {
+        if self.raised {
             FEC_FLOOR_MS
         } else {
             MIN_TARGET_MS

@@ -208,16 +208,19 @@ fn the_target_stays_within_bounds_under_huge_jitter() {
 }
 
 #[test]
-fn the_fec_floor_holds_while_packets_are_lost_then_falls_back() {
+fn the_fec_floor_rises_on_a_second_loss_and_falls_after_a_quiet_spell() {
     let t0 = Instant::now();
     let at = |ms: u64| t0 + Duration::from_millis(ms);
     let mut floor = FecFloor::default();
     assert_eq!(floor.after_frame(false, at(0)), MIN_TARGET_MS);
-    assert_eq!(floor.after_frame(true, at(20)), FEC_FLOOR_MS);
-    assert_eq!(floor.after_frame(false, at(9_000)), FEC_FLOOR_MS);
-    // A second loss starts the hold again.
-    assert_eq!(floor.after_frame(true, at(9_020)), FEC_FLOOR_MS);
-    assert_eq!(floor.after_frame(false, at(19_000)), FEC_FLOOR_MS);
-    assert_eq!(floor.after_frame(false, at(19_020)), MIN_TARGET_MS);
-    assert_eq!(floor.after_frame(false, at(40_000)), MIN_TARGET_MS);
+    // One late packet is only concealed.
+    assert_eq!(floor.after_frame(true, at(20)), MIN_TARGET_MS);
+    assert_eq!(floor.after_frame(false, at(5_000)), MIN_TARGET_MS);
+    // A second within the hold: losses recur, so the next packet's FEC is worth waiting for.
+    assert_eq!(floor.after_frame(true, at(9_000)), FEC_FLOOR_MS);
+    assert_eq!(floor.after_frame(false, at(18_980)), FEC_FLOOR_MS);
+    assert_eq!(floor.after_frame(false, at(19_000)), MIN_TARGET_MS);
+    // Long after, a lone loss starts over.
+    assert_eq!(floor.after_frame(true, at(40_000)), MIN_TARGET_MS);
+    assert_eq!(floor.after_frame(true, at(40_020)), FEC_FLOOR_MS);
 }
