@@ -412,3 +412,39 @@ fn a_failing_provider_gives_the_call_back_and_the_call_stays_up() {
     eprintln!("the caller heard: {seen:?}");
     assert!(matches!(seen.last(), Some(("desk", n)) if *n >= 8), "the desk at the end: {seen:?}");
 }
+
+/// A provider slow to answer (here: one that takes the connection and never answers the
+/// WebSocket upgrade, so the agent stays "opening" for its full timeout) holds up nothing: the
+/// desk can take the call back at once, and the caller's hang-up ends the call at once, each
+/// before the opening would have failed.
+#[test]
+fn a_provider_slow_to_open_holds_up_neither_the_take_back_nor_the_hang_up() {
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("ws://{}/v1/realtime", silent.local_addr().unwrap());
+    let Some(mut r) = rig((0.0, 0.0, 60.0), |db| use_provider(db, "openai", &url)) else { return };
+    // Holds each connection open, unanswered.
+    let mut held = Vec::new();
+    let mut accept = |what: &str| {
+        let (conn, _) = silent.accept().unwrap_or_else(|e| panic!("{what}: the desk never connected: {e}"));
+        held.push(conn);
+    };
+    r.handoff(1);
+    accept("first handoff");
+    r.takeback(2);
+    let back = back_to_desk(&mut r.desk, "the take-back while opening");
+    assert!(back["reason"].is_null(), "taken back before the agent answered, not failed: {back}");
+    assert!(!r.desk.seen().iter().any(|v| v["event"] == "handoff" && v["to"] == "ai"), "{:?}", r.desk.seen());
+
+    r.handoff(3);
+    accept("second handoff");
+    r.phone.hangup();
+    let ended = r.desk.wait_for("the call to end", Duration::from_secs(15), |v| {
+        v["event"] == "call" && v["state"] == "ended"
+    });
+    assert_eq!(ended["reason"], "remote_hangup", "{ended}");
+    let failed: Vec<&Value> = r.desk.seen().iter().filter(|v| v["reason"] == "provider_unavailable").collect();
+    assert!(failed.is_empty(), "the hang-up waited for the opening to fail: {failed:?}");
+    drop(held);
+    let (code, _) = r.desk.terminate(Duration::from_secs(3));
+    assert!(code.success());
+}

@@ -525,7 +525,7 @@ impl Desk {
         call.account_id = account_id;
         call.board = Some(board);
         if ai_answers {
-            self.hand_to_ai(&mut call).await;
+            self.hand_to_ai(&mut call);
         }
         let reason = self.in_call(&mut call).await;
         if let Some(bridge) = call.bridge.take() {

@@ -7,6 +7,9 @@
 //! the AI failed: an error, a closed session or 10 s without the reply the caller is waiting for
 //! returns the call to the desk at once, with a `handoff` event saying why, and an alert tone.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -30,16 +33,24 @@ const NO_AUDIO_LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
 pub(super) struct Bridge {
     cancel: CancellationToken,
     /// Set when the call itself ended (no handoff event then, only the transcript kept).
-    call_over: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    /// The agent's inputs (DTMF heard in the call goes there).
-    pub(super) inputs: AgentInputs,
+    call_over: Arc<AtomicBool>,
+    /// The agent's inputs once its session is open (DTMF heard in the call goes there).
+    inputs: Arc<OnceLock<AgentInputs>>,
     done: tokio::task::JoinHandle<()>,
 }
 
 impl Bridge {
-    /// True once the bridge has ended by itself (the AI gave the call back or failed).
+    /// True once the bridge has ended by itself (the AI gave the call back, failed, or could not
+    /// start).
     pub(super) fn finished(&self) -> bool {
         self.done.is_finished()
+    }
+
+    /// Passes a digit the caller pressed to the agent (dropped while its session is opening).
+    pub(super) async fn send_dtmf(&self, digit: char) {
+        if let Some(inputs) = self.inputs.get() {
+            let _ = inputs.send_dtmf(digit).await;
+        }
     }
 
     /// Takes the call back; returns once the desk has it.
@@ -50,21 +61,18 @@ impl Bridge {
 
     /// The call ended while the AI had it: closes the session and keeps its transcript.
     pub(super) async fn end(self) {
-        self.call_over.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.call_over.store(true, Ordering::Relaxed);
         self.stop().await;
     }
 }
 
 impl Desk {
-    /// Hands `call_id` to the local agent: opens a session, switches the call's audio to it and
-    /// starts the bridge. Err (with the reason) leaves the call with the desk.
-    /// `law` is the call's codec when it is G.711.
-    pub(super) async fn start_handoff(
-        &self,
-        call_id: &str,
-        board: &Switchboard,
-        law: Option<Law>,
-    ) -> Result<Bridge, (&'static str, String)> {
+    /// Hands `call_id` to the AI: starts the bridge task, which opens the admin's default agent,
+    /// switches the call's audio to it and runs until the call comes back. Opening runs in that
+    /// task (a cloud session may take seconds), so the call's SIP dialog keeps being served
+    /// meanwhile; if the agent cannot start, the call stays with the desk and a `handoff` event
+    /// says why. `law` is the call's codec when it is G.711.
+    pub(super) fn start_handoff(&self, call_id: &str, board: &Switchboard, law: Option<Law>) -> Bridge {
         // The admin's default provider (the local agent unless a cloud one was enabled and
         // chosen), with its greeting and instructions.
         let config = self.ai_agent_for_handoff().ok();
@@ -84,60 +92,76 @@ impl Desk {
             Some(c) => c.session_config(input),
             None => SessionConfig { input, ..SessionConfig::default() },
         };
-        let agent = agent_for(config.as_ref()).map_err(|e| ("local", e.to_string()))?;
-        let provider = agent.name();
-        let session = agent.open(session_config).await.map_err(|e| (provider, e.to_string()))?;
-        let (inputs, events) = session.split();
-        let caller = board.to_agent();
-        self.emit(Event::Handoff { call_id: call_id.to_string(), to: "ai", provider, reason: None });
+        let agent = agent_for(config.as_ref());
+        let provider = agent.as_ref().map_or("local", |a| a.name());
         let cancel = CancellationToken::new();
-        let call_over = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let over = call_over.clone();
-        let (desk, id, token, board, bridge_inputs) =
-            (self.clone(), call_id.to_string(), cancel.clone(), board.clone(), inputs.clone());
+        let call_over = Arc::new(AtomicBool::new(false));
+        let inputs = Arc::new(OnceLock::new());
+        let (desk, id, token, board, over, opened) =
+            (self.clone(), call_id.to_string(), cancel.clone(), board.clone(), call_over.clone(), inputs.clone());
         let done = tokio::spawn(async move {
-            let bridge = |record| {
-                let to_agent = (bridge_inputs.clone(), input);
-                run_bridge(desk.clone(), id.clone(), board.clone(), to_agent, events, caller, record)
+            let opening = async { agent?.open(session_config).await };
+            let session = tokio::select! {
+                _ = token.cancelled() => {
+                    // Taken back (or the call ended) before the agent was ready: the desk never
+                    // lost the call.
+                    if !over.load(Ordering::Relaxed) {
+                        desk.emit(Event::Handoff { call_id: id, to: "human", provider, reason: None });
+                    }
+                    return;
+                }
+                opened = opening => match opened {
+                    Ok(session) => session,
+                    Err(e) => {
+                        tracing::warn!(call_id = %id, provider, "the AI cannot take the call: {e}");
+                        let reason = Some("provider_unavailable");
+                        desk.emit(Event::Handoff { call_id: id, to: "human", provider, reason });
+                        return;
+                    }
+                },
             };
-            let record = std::sync::Arc::new(std::sync::Mutex::new(Record::default()));
+            let (agent_inputs, events) = session.split();
+            let _ = opened.set(agent_inputs.clone());
+            let caller = board.to_agent();
+            desk.emit(Event::Handoff { call_id: id.clone(), to: "ai", provider, reason: None });
+            let record = Arc::new(Mutex::new(Record::default()));
+            let to_agent = (agent_inputs.clone(), input);
             let reason = tokio::select! {
                 _ = token.cancelled() => "takeback",
-                r = bridge(record.clone()) => r,
+                r = run_bridge(desk.clone(), id.clone(), board.clone(), to_agent, events, caller, record.clone()) => r,
             };
             desk.save_transcript(&id, &record.lock().unwrap_or_else(|p| p.into_inner()));
-            if over.load(std::sync::atomic::Ordering::Relaxed) {
-                board.to_desk();
-                let _ = bridge_inputs.close().await;
-                return;
-            }
             // Whatever ended it, the desk has the call from the next frame on.
             board.to_desk();
-            let _ = bridge_inputs.close().await;
-            tracing::info!(call_id = %id, reason, "the call is back with the desk");
-            let failed = !matches!(reason, "takeback" | "ai_requested_human" | "ai_finished");
-            let id2 = id.clone();
-            desk.emit(Event::Handoff {
-                call_id: id,
-                to: "human",
-                provider,
-                reason: (reason != "takeback").then_some(reason),
-            });
-            if reason == "ai_finished" {
-                // The agent said goodbye: the call is over.
-                desk.inner.calls.command(&id2, super::CallCommand::Hangup);
-            } else if reason != "takeback" {
-                // Alert whoever is at the desk: the call is theirs again (failed: 3 beeps' worth).
-                // The alert plays on its own: the bridge is over, and the desk may hand the
-                // call to the AI again at once.
-                let tone = super::tones::play(&desk.inner.audio, crate::media::tone::ToneSpec::call_waiting());
-                tokio::spawn(async move {
-                    let _tone = tone;
-                    tokio::time::sleep(std::time::Duration::from_millis(if failed { 3000 } else { 400 })).await;
-                });
+            let _ = agent_inputs.close().await;
+            if over.load(Ordering::Relaxed) {
+                return;
             }
+            desk.give_back(id, provider, reason);
         });
-        Ok(Bridge { cancel, call_over, inputs, done })
+        Bridge { cancel, call_over, inputs, done }
+    }
+
+    /// Tells the desk the call is back with it and why; hangs up when the agent finished the
+    /// call, and alerts whoever is at the desk when the call came back by itself.
+    fn give_back(&self, id: String, provider: &'static str, reason: &'static str) {
+        tracing::info!(call_id = %id, reason, "the call is back with the desk");
+        let failed = !matches!(reason, "takeback" | "ai_requested_human" | "ai_finished");
+        let reason_given = (reason != "takeback").then_some(reason);
+        self.emit(Event::Handoff { call_id: id.clone(), to: "human", provider, reason: reason_given });
+        if reason == "ai_finished" {
+            // The agent said goodbye: the call is over.
+            self.inner.calls.command(&id, super::CallCommand::Hangup);
+        } else if reason != "takeback" {
+            // Alert whoever is at the desk: the call is theirs again (failed: 3 beeps' worth).
+            // The alert plays on its own: the bridge is over, and the desk may hand the call to
+            // the AI again at once.
+            let tone = super::tones::play(&self.inner.audio, crate::media::tone::ToneSpec::call_waiting());
+            tokio::spawn(async move {
+                let _tone = tone;
+                tokio::time::sleep(std::time::Duration::from_millis(if failed { 3000 } else { 400 })).await;
+            });
+        }
     }
 }
 
@@ -180,7 +204,7 @@ async fn run_bridge(
     (inputs, input): (AgentInputs, AudioFormat),
     mut events: mpsc::Receiver<AgentEvent>,
     mut caller: mpsc::UnboundedReceiver<Frame>,
-    record: std::sync::Arc<std::sync::Mutex<Record>>,
+    record: Arc<Mutex<Record>>,
 ) -> &'static str {
     let note = |speaker: Speaker, text: &str| {
         let ts_ms = super::events::now_ms() as i64;

@@ -202,27 +202,16 @@ impl<'a> InCall<'a> {
 }
 
 impl Desk {
-    /// Hands the call to the AI; if the agent cannot start, the call stays with the desk and a
-    /// `handoff` event says why.
-    pub(super) async fn hand_to_ai(&self, c: &mut InCall<'_>) {
+    /// Hands the call to the AI (the bridge opens the agent on its own; if it cannot start, the
+    /// call stays with the desk and a `handoff` event says why).
+    pub(super) fn hand_to_ai(&self, c: &mut InCall<'_>) {
         let Some(board) = c.board.clone() else { return };
         let law = match c.neg.codec {
             crate::media::offer_answer::Codec::Pcmu => Some(crate::media::g711::Law::Mu),
             crate::media::offer_answer::Codec::Pcma => Some(crate::media::g711::Law::A),
             crate::media::offer_answer::Codec::Opus => None,
         };
-        match self.start_handoff(c.call_id, &board, law).await {
-            Ok(bridge) => c.bridge = Some(bridge),
-            Err((provider, e)) => {
-                tracing::warn!(call_id = c.call_id, provider, "the AI cannot take the call: {e}");
-                self.emit(Event::Handoff {
-                    call_id: c.call_id.to_string(),
-                    to: "human",
-                    provider,
-                    reason: Some("provider_unavailable"),
-                });
-            }
-        }
+        c.bridge = Some(self.start_handoff(c.call_id, &board, law));
     }
 
     /// Records a confirmed call's dialog identity (attended transfer and Replaces look it up);
@@ -281,7 +270,7 @@ impl Desk {
                     }
                 } => {
                     if let Some(b) = &c.bridge {
-                        let _ = b.inputs.send_dtmf(digit).await;
+                        b.send_dtmf(digit).await;
                     }
                     self.emit(Event::Dtmf { call_id: c.call_id.to_string(), digit: digit.to_string(), direction: "in", method: "rfc4733" })
                 }
@@ -435,7 +424,7 @@ impl Desk {
                     c.bridge = None;
                 }
                 if c.bridge.is_none() {
-                    self.hand_to_ai(c).await;
+                    self.hand_to_ai(c);
                 }
             }
             Some(CallCommand::TakeBack) => {
