@@ -16,8 +16,9 @@
 //! - *source->wire*: from the source yielding the click's frame to the far end receiving the
 //!   packet that carries it. The frame is complete when yielded, so all of it is beyond
 //!   packetization.
-//! - *wire->sink*: from the far end sending a packet whose first sample is a click to the sink
-//!   being handed it (jitter buffer and playout tick).
+//! - *wire->sink*: from the far end sending a packet whose first sample is a click to the click
+//!   starting to play: the sink being handed the frame holding it, plus its offset in that frame
+//!   (the playout stretcher moves it away from the frame's start). Jitter buffer and playout tick.
 //!
 //! **(b) Through the audio device.** The same session on [`DeviceEndpoint`] (cpal's PulseAudio
 //! host on a private PipeWire, the rig of the device tests): the default source is the monitor
@@ -329,7 +330,8 @@ impl FrameSource for ClickSource {
     }
 }
 
-/// A sink that stamps every frame holding a click onset.
+/// A sink that stamps every click onset: the moment it is handed the frame holding it plus the
+/// onset's offset in that frame (when it would start playing were the frame played at once).
 struct ClickSink {
     rate: SampleRate,
     onsets: Onsets,
@@ -342,8 +344,9 @@ impl FrameSink for ClickSink {
     }
 
     fn put_frame(&mut self, frame: &Frame) {
-        let at = Instant::now();
-        if self.onsets.feed(frame.samples().iter().map(|s| i32::from(*s))).is_some() {
+        let handed = Instant::now();
+        if let Some(i) = self.onsets.feed(frame.samples().iter().map(|s| i32::from(*s))) {
+            let at = handed + Duration::from_secs_f64(i as f64 / f64::from(frame.rate().hz()));
             self.got.lock().unwrap().push((at, ()));
         }
     }
