@@ -359,10 +359,11 @@ fn runtime() -> tokio::runtime::Runtime {
 
 fn stats_line(s: &RtpStats) -> String {
     format!(
-        "desk sent {}, received {}, concealed {}, jitter buffer delay {:.1} ms for a target of {:.1} ms",
+        "desk sent {}, received {}, concealed {}, late {}, jitter buffer delay {:.1} ms for a target of {:.1} ms",
         s.sent.load(Ordering::Relaxed),
         s.received.load(Ordering::Relaxed),
         s.concealed.load(Ordering::Relaxed),
+        s.late.load(Ordering::Relaxed),
         s.buffer_us.load(Ordering::Relaxed) as f64 / 1000.0,
         s.target_us.load(Ordering::Relaxed) as f64 / 1000.0
     )
@@ -400,7 +401,7 @@ fn through_the_core(rt: &tokio::runtime::Runtime, codec: Codec, clicks: usize) {
     let rate = SampleRate::Hz8000;
     let max = Duration::from_millis(u64::from(20 * CLICK_EVERY_FRAMES));
     let (mut out, mut inn, mut stats) = (Vec::new(), Vec::new(), Vec::new());
-    for _ in 0..CALLS {
+    for n in 1..=CALLS {
         let per_call = clicks.div_ceil(CALLS);
         let yielded = Arc::new(Mutex::new(Vec::new()));
         let got = Arc::new(Mutex::new(Vec::new()));
@@ -410,6 +411,13 @@ fn through_the_core(rt: &tokio::runtime::Runtime, codec: Codec, clicks: usize) {
         let (log, s) = run_session(rt, codec, endpoint, || {}, per_call);
         out.push(pair(&yielded.lock().unwrap(), &log.received, max).into_iter().map(|(ms, _)| ms).collect::<Vec<_>>());
         inn.push(pair(&log.sent, &got.lock().unwrap(), max).into_iter().map(|(ms, _)| ms).collect::<Vec<_>>());
+        let medians = |v: &[Vec<f64>]| v.last().map_or(0.0, |c| median(c));
+        eprintln!(
+            "media_latency: {} call {n}: medians source->wire {:.1}, wire->sink {:.1} ms; {s}",
+            codec.name(),
+            medians(&out),
+            medians(&inn)
+        );
         stats.push(s);
     }
     println!("  {}, 8 kHz endpoint (last call: {}):", codec.name(), stats.last().cloned().unwrap_or_default());
