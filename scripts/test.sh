@@ -9,6 +9,8 @@ bash "$root/scripts/build-app.sh"
 export SIPDESK_BIN="$CARGO_TARGET_DIR/debug/sipdesk"
 export SIPDESK_APP_BIN="$CARGO_TARGET_DIR/debug/sipdesk-app"
 cd "$root"
+# The benches are not run here, but they must keep compiling against the core.
+cargo check --locked --profile dev -p sipdesk-e2e --benches
 log="$CARGO_TARGET_DIR/test-output.log"
 set +e
 cargo test --locked --workspace --no-fail-fast "$@" 2>&1 | tee "$log"

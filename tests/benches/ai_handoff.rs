@@ -1214,6 +1214,12 @@ fn replay(
                         r.text = text;
                         what = "the end";
                     }
+                    Heard::Unclear(_) => {
+                        // Words but no sentence: the utterance ended all the same.
+                        r.final_us.push(t * 1000.0);
+                        r.text = None;
+                        what = "the end";
+                    }
                     Heard::Failed(_) => {}
                 }
             }
