@@ -125,6 +125,15 @@ impl Running {
         self.wait_next(what, timeout, pred)
     }
 
+    /// Waits for the first stdout object matching `pred` among those seen from index `since` on
+    /// (see [`Running::seen`]) or to come: an event a command causes may come before its ack.
+    pub fn wait_since(&mut self, since: usize, what: &str, timeout: Duration, pred: impl Fn(&Value) -> bool) -> Value {
+        if let Some(v) = self.seen.iter().skip(since).find(|v| pred(v)) {
+            return v.clone();
+        }
+        self.wait_next(what, timeout, pred)
+    }
+
     /// Waits for the next stdout object matching `pred` (each line is schema-checked on arrival).
     pub fn wait_next(&mut self, what: &str, timeout: Duration, pred: impl Fn(&Value) -> bool) -> Value {
         let deadline = Instant::now() + timeout;

@@ -35,6 +35,8 @@ struct Rig {
     phone: Baresip,
     desk: Running,
     id: String,
+    /// How many desk events had been seen when the last handoff or takeback was sent.
+    sent_at: usize,
     db: PathBuf,
     _dir: tempfile::TempDir,
 }
@@ -97,7 +99,7 @@ fn rig(caller: (f64, f64, f64), setup: impl FnOnce(&Path)) -> Option<Rig> {
         },
         &["--auto-answer", "--audio", "file:{dir}/desk.wav,{dir}/heard.wav"],
     );
-    Some(Rig { _serial: serial, _k: k, phone, desk, id, db, _dir: dir })
+    Some(Rig { _serial: serial, _k: k, phone, desk, id, sent_at: 0, db, _dir: dir })
 }
 
 impl Rig {
@@ -108,11 +110,13 @@ impl Rig {
     }
 
     fn handoff(&mut self, n: u64) {
+        self.sent_at = self.desk.seen().len();
         let ack = self.desk.command(json!({"id": n, "cmd": "handoff", "call_id": self.id}));
         assert_eq!(ack["event"], "ack", "{ack}");
     }
 
     fn takeback(&mut self, n: u64) {
+        self.sent_at = self.desk.seen().len();
         let ack = self.desk.command(json!({"id": n, "cmd": "takeback", "call_id": self.id}));
         assert_eq!(ack["event"], "ack", "{ack}");
     }
@@ -178,8 +182,10 @@ fn transcripts(desk: &Running, speaker: &str) -> Vec<String> {
         .collect()
 }
 
-fn back_to_desk(desk: &mut Running, what: &str) -> Value {
-    desk.wait_next(what, Duration::from_secs(15), |v| v["event"] == "handoff" && v["to"] == "human")
+/// The call coming back to the desk after the last handoff or takeback was sent.
+fn back_to_desk(r: &mut Rig, what: &str) -> Value {
+    let since = r.sent_at;
+    r.desk.wait_since(since, what, Duration::from_secs(15), |v| v["event"] == "handoff" && v["to"] == "human")
 }
 
 #[test]
@@ -206,7 +212,7 @@ fn a_call_handed_to_doubao_hears_its_voice_and_doubao_hears_the_caller() {
     });
     std::thread::sleep(Duration::from_millis(2500));
     r.takeback(2);
-    let back = back_to_desk(&mut r.desk, "takeback");
+    let back = back_to_desk(&mut r, "takeback");
     assert!(back["reason"].is_null(), "{back}");
     std::thread::sleep(Duration::from_millis(1500));
 
@@ -266,7 +272,7 @@ fn a_call_handed_to_openai_hears_its_voice_and_openai_hears_the_caller() {
     });
     std::thread::sleep(Duration::from_millis(2500));
     r.takeback(2);
-    let back = back_to_desk(&mut r.desk, "takeback");
+    let back = back_to_desk(&mut r, "takeback");
     assert!(back["reason"].is_null(), "{back}");
     std::thread::sleep(Duration::from_millis(1500));
     assert!(transcripts(&r.desk, "caller").iter().any(|t| t == "I have a question about my bill"));
@@ -326,7 +332,7 @@ fn the_caller_speaking_over_openai_cuts_its_audio_and_the_item_is_truncated_to_w
     assert!((1500..=4500).contains(&end), "{truncate}: not what the caller heard before speaking");
     assert!(got.of_type("response.cancel").is_empty(), "the server had interrupted itself: no cancel");
     r.takeback(2);
-    back_to_desk(&mut r.desk, "takeback");
+    back_to_desk(&mut r, "takeback");
     std::thread::sleep(Duration::from_millis(1000));
     let seen = runs(&kinds(&r.finish()));
     eprintln!("the caller heard: {seen:?}");
@@ -366,7 +372,7 @@ fn a_failing_provider_gives_the_call_back_and_the_call_stays_up() {
         });
         use_provider(&db, "openai", &fake.url());
         r.handoff(n);
-        let back = back_to_desk(&mut r.desk, what);
+        let back = back_to_desk(&mut r, what);
         eprintln!("openai {what}: {back}");
         assert_eq!(
             (back["provider"].as_str(), back["reason"].as_str()),
@@ -396,7 +402,7 @@ fn a_failing_provider_gives_the_call_back_and_the_call_stays_up() {
         });
         use_provider(&db, "doubao", &fake.url());
         r.handoff(n);
-        let back = back_to_desk(&mut r.desk, what);
+        let back = back_to_desk(&mut r, what);
         eprintln!("doubao {what}: {back}");
         assert_eq!(
             (back["provider"].as_str(), back["reason"].as_str()),
@@ -431,16 +437,15 @@ fn a_provider_slow_to_open_holds_up_neither_the_take_back_nor_the_hang_up() {
     r.handoff(1);
     accept("first handoff");
     r.takeback(2);
-    let back = back_to_desk(&mut r.desk, "the take-back while opening");
+    let back = back_to_desk(&mut r, "the take-back while opening");
     assert!(back["reason"].is_null(), "taken back before the agent answered, not failed: {back}");
     assert!(!r.desk.seen().iter().any(|v| v["event"] == "handoff" && v["to"] == "ai"), "{:?}", r.desk.seen());
 
     r.handoff(3);
     accept("second handoff");
     r.phone.hangup();
-    let ended = r.desk.wait_for("the call to end", Duration::from_secs(15), |v| {
-        v["event"] == "call" && v["state"] == "ended"
-    });
+    let ended =
+        r.desk.wait_for("the call to end", Duration::from_secs(15), |v| v["event"] == "call" && v["state"] == "ended");
     assert_eq!(ended["reason"], "remote_hangup", "{ended}");
     let failed: Vec<&Value> = r.desk.seen().iter().filter(|v| v["reason"] == "provider_unavailable").collect();
     assert!(failed.is_empty(), "the hang-up waited for the opening to fail: {failed:?}");
