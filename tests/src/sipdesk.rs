@@ -119,10 +119,7 @@ impl Running {
 
     /// Waits for the first stdout object matching `pred`, among those seen already or to come.
     pub fn wait_for(&mut self, what: &str, timeout: Duration, pred: impl Fn(&Value) -> bool) -> Value {
-        if let Some(v) = self.seen.iter().find(|v| pred(v)) {
-            return v.clone();
-        }
-        self.wait_next(what, timeout, pred)
+        self.wait_since(0, what, timeout, pred)
     }
 
     /// Waits for the first stdout object matching `pred` among those seen from index `since` on

@@ -92,15 +92,15 @@ impl Desk {
             Some(c) => c.session_config(input),
             None => SessionConfig { input, ..SessionConfig::default() },
         };
-        let agent = agent_for(config.as_ref());
-        let provider = agent.as_ref().map_or("local", |a| a.name());
+        let provider = config.as_ref().map_or(AiProvider::Local, |c| c.provider).as_str();
         let cancel = CancellationToken::new();
         let call_over = Arc::new(AtomicBool::new(false));
         let inputs = Arc::new(OnceLock::new());
         let (desk, id, token, board, over, opened) =
             (self.clone(), call_id.to_string(), cancel.clone(), board.clone(), call_over.clone(), inputs.clone());
         let done = tokio::spawn(async move {
-            let opening = async { agent?.open(session_config).await };
+            // Building the agent reads files (the local agent's dictionary): done here too.
+            let opening = async { agent_for(config.as_ref())?.open(session_config).await };
             let session = tokio::select! {
                 _ = token.cancelled() => {
                     // Taken back (or the call ended) before the agent was ready: the desk never

@@ -574,7 +574,8 @@ impl Loop {
         // when its packet leaves the buffer, so the buffer's delay (and the drift that steers
         // it) counts the stretcher's share too.
         let held = self.stretcher.buffered() as f64 / f64::from(self.decoded.rate().hz());
-        let now = Instant::now() + Duration::from_secs_f64(held);
+        let tick = Instant::now();
+        let now = tick + Duration::from_secs_f64(held);
         let ratio = self.jitter.rate_ratio();
         let mut lost = false;
         let (jitter, codec, stats) = (&mut self.jitter, &mut self.codec, &self.stats);
@@ -601,7 +602,7 @@ impl Loop {
             }
         });
         if matches!(self.neg.codec, Codec::Opus) {
-            let floor = self.fec_floor.after_frame(lost, Instant::now());
+            let floor = self.fec_floor.after_frame(lost, tick);
             self.jitter.set_min_target_ms(floor);
         }
         self.down.process(self.decoded.samples(), frame.samples_mut());
@@ -640,7 +641,8 @@ impl Loop {
             self.remote = from;
             self.remote_rtcp = SocketAddr::new(from.ip(), from.port().wrapping_add(1));
         }
-        let gap = self.last_from_remote.replace(Instant::now()).map(|t| t.elapsed());
+        let arrived = Instant::now();
+        let gap = self.last_from_remote.replace(arrived).map(|t| arrived - t);
         let seen = self.tracker.observe(&pkt.header);
         if seen.ssrc_changed {
             tracing::info!("rtp: new SSRC {:#010x}", pkt.header.ssrc);
@@ -671,8 +673,7 @@ impl Loop {
         if !matches!(self.neg.codec, Codec::Opus) && pkt.payload.len() != 160 {
             return self.reject(from, &CodecError::G711Length(pkt.payload.len()));
         }
-        let now = Instant::now();
-        match self.jitter.push(seen.extended_seq, pkt.header.timestamp, pkt.payload, now) {
+        match self.jitter.push(seen.extended_seq, pkt.header.timestamp, pkt.payload, arrived) {
             Pushed::TooLarge => self.reject(from, &format_args!("{} byte payload", pkt.payload.len())),
             Pushed::Late => tracing::debug!(seq = seen.extended_seq, ?gap, "rtp: packet came after its turn"),
             _ => {}
