@@ -486,7 +486,7 @@ impl Desk {
                 _ = self.inner.stop.notified() => return,
                 _ = tokio::time::sleep(WATCH_INTERVAL) => {}
             }
-            let now = self.store().as_ref().ok().and_then(|s| s.data_version().ok());
+            let now = blocking(|| self.store().as_ref().ok().and_then(|s| s.data_version().ok()));
             if now != last {
                 tracing::info!("account database changed by another process; reloading");
                 last = now;
@@ -505,17 +505,28 @@ impl Desk {
     }
 
     fn with_store<T>(&self, f: impl FnOnce(&Store) -> Result<T, StoreError>) -> Result<T, ApiError> {
-        match &*self.store() {
+        blocking(|| match &*self.store() {
             Ok(s) => f(s).map_err(ApiError::from),
             Err(e) => Err(ApiError::new("store_unavailable", e.message.clone())),
-        }
+        })
     }
 
     fn with_store_mut<T>(&self, f: impl FnOnce(&mut Store) -> Result<T, StoreError>) -> Result<T, ApiError> {
-        match &mut *self.store() {
+        blocking(|| match &mut *self.store() {
             Ok(s) => f(s).map_err(ApiError::from),
             Err(e) => Err(ApiError::new("store_unavailable", e.message.clone())),
-        }
+        })
+    }
+}
+
+/// Runs `f`, which may wait on the disk or on the store's lock, telling the runtime first so it
+/// hands this worker's other tasks (the calls' RTP among them) to another thread. A SQLite
+/// commit waits for fsync: on a busy machine one took 900 ms, and with the second worker
+/// waiting on the store's lock meanwhile, every call's audio stopped that long.
+fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => tokio::task::block_in_place(f),
+        _ => f(),
     }
 }
 
