@@ -614,6 +614,10 @@ impl FrameSink for TimedSink {
         self.inner.put_frame(frame);
     }
 
+    fn latency(&self) -> Duration {
+        self.inner.latency()
+    }
+
     fn close(&mut self) -> Result<(), sipdesk_core::media::frame::EndpointError> {
         self.inner.close()
     }

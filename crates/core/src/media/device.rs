@@ -659,6 +659,12 @@ impl FrameSink for DeviceSink {
         self.ring.push_samples(&self.scratch[cut..]);
     }
 
+    /// What the device has yet to play, plus the rate converter's delay (the device's own
+    /// buffer lies beyond: the audio system's share).
+    fn latency(&self) -> Duration {
+        Duration::from_secs_f64(self.ring.queued() as f64 / f64::from(self.device_hz) + self.converter.delay_secs())
+    }
+
     fn close(&mut self) -> Result<(), EndpointError> {
         match self.failure() {
             Some(message) => Err(EndpointError { endpoint: "audio device".into(), message: message.to_string() }),

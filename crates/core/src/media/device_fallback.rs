@@ -198,6 +198,10 @@ impl FrameSink for FallbackSink {
         }
     }
 
+    fn latency(&self) -> std::time::Duration {
+        self.inner.current.as_ref().map_or(std::time::Duration::ZERO, |d| d.latency())
+    }
+
     fn close(&mut self) -> Result<(), EndpointError> {
         self.inner.current.as_mut().map_or(Ok(()), |d| d.close())
     }

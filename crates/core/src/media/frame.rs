@@ -179,6 +179,12 @@ pub trait FrameSink: Send {
     /// Takes one frame. Failures are kept and reported by [`FrameSink::close`], so the media
     /// path never has to handle them frame by frame.
     fn put_frame(&mut self, frame: &Frame);
+    /// How long a frame handed over now waits before it starts to be heard: the audio queued
+    /// ahead of it and any conversion delay. Zero for sinks that do not play in real time (a
+    /// file). The jitter buffer counts it as part of its delay.
+    fn latency(&self) -> std::time::Duration {
+        std::time::Duration::ZERO
+    }
     /// Flushes and reports the first failure seen, if any (a WAV file that could not be written).
     fn close(&mut self) -> Result<(), EndpointError> {
         Ok(())

@@ -4,27 +4,35 @@
 //! them out in order, one per 20 ms, and the caller decodes there, so Opus's decoder sees its
 //! packets in order and can rebuild a lost one from the next packet's FEC.
 //!
-//! *Target.* Every arrival's transit (arrival clock minus RTP timestamp) goes into a window of
-//! the last 5 s. The spread from the window's minimum to its 95th percentile is the jitter to
-//! absorb; the target delay is that plus [`MARGIN_MS`], held within 20..=200 ms.
+//! *Slack and delay.* A packet is taken at a playout tick and heard later, after what still
+//! plays ahead of it: the stretcher's remainder and the sink's queue (the device's ring), which
+//! the caller reports ([`JitterBuffer::set_ahead`]). Two figures are measured on each packet
+//! played, both as for the window's fastest packet (a late-comer waits less for the same
+//! playout point): its *slack*, arrival to take, which is all a late packet has; and its
+//! *delay*, arrival to being heard, slack plus what plays ahead.
 //!
-//! *Delay.* Measured on each packet played: how long it waited here, plus how much later than
-//! the window's fastest packet it arrived (a late-comer waits less for the same playout point).
+//! *Targets.* Every arrival's transit (arrival clock minus RTP timestamp) goes into a window of
+//! the last 5 s. The spread from the window's minimum to its 95th percentile is the jitter to
+//! absorb: the slack must be that plus [`MARGIN_MS`]. The target delay is that slack plus the
+//! sink's queue, held within 20..=200 ms: the 20 ms floor counts the whole way to the ear.
 //!
 //! *Adjustment.* [`JitterBuffer::rate_ratio`] tells the caller's [`super::playout::Stretcher`]
 //! to consume 1-2% faster or slower until the delay meets the target, so the playout clock drifts
-//! (no ear hears 2%) instead of jumping (a click). A missing packet is reported so the caller
+//! (no ear hears 2%) instead of jumping (a click); it goes slower whenever the slack is short.
+//! Drift alone leaves the slack wherever the arrivals' phase against the 20 ms tick puts it
+//! (anywhere in 20 ms), so [`TickAdvance`] moves the tick itself earlier, a millisecond a frame,
+//! while slack and delay are both more than needed. A missing packet is reported so the caller
 //! conceals it; it is given up as lost only once a later one is here (until then it is only late,
 //! and keeps its place), and a packet whose turn was given up is dropped as late. Slots are
 //! allocated once.
 
 use std::time::{Duration, Instant};
 
-/// Lowest target delay (one packet).
+/// Lowest target delay, arrival to ear (one packet).
 pub const MIN_TARGET_MS: f64 = 20.0;
 /// Highest target delay.
 pub const MAX_TARGET_MS: f64 = 200.0;
-/// Safety added to the measured jitter.
+/// Safety added to the measured jitter: the least slack a packet is given.
 pub const MARGIN_MS: f64 = 10.0;
 /// Target until the window holds a second of arrivals: enough for common jitter, and little
 /// enough that a quiet network sheds the excess within a second.
@@ -40,6 +48,16 @@ pub const MAX_CONCEAL: u32 = 5;
 /// One step of playout clock drift while adjusting (1%: a pitch change no ear notices; two
 /// steps when the delay is far off).
 const DRIFT: f64 = 0.01;
+/// The stretcher's remainder under which it is not sped up: the next frame would be taken a
+/// tick early, with 20 ms less slack (the tick moves earlier instead: [`TickAdvance`]).
+const MIN_HELD_MS: f64 = 2.0;
+/// Spare slack and delay worth moving the tick for, and the slack kept beyond the need.
+const ADVANCE_OVER_MS: f64 = 3.0;
+const ADVANCE_KEEP_MS: f64 = 1.0;
+/// How far the tick moves per frame (5%: the device's ring takes it up; no sample changes).
+const ADVANCE_STEP_MS: f64 = 1.0;
+/// Frames to let the measures settle after a move before the next.
+const ADVANCE_SETTLE: u32 = 25;
 
 /// Opus's lowest target while packets are being lost: two packets, so the next one's FEC is
 /// there to rebuild a loss.
@@ -146,7 +164,13 @@ pub struct JitterBuffer {
     scratch: [f64; WINDOW],
     min_transit: f64,
     target_ms: f64,
+    /// Slack the jitter asks for (spread plus margin).
+    slack_target_ms: f64,
     delay_ms: Option<f64>,
+    slack_ms: Option<f64>,
+    /// What plays ahead of a packet taken now: the stretcher's remainder and the sink's queue.
+    held_ms: f64,
+    queued_ms: f64,
     /// In steps of [`DRIFT`]: negative slower, 0 steady, positive faster.
     drift: i8,
     /// The lowest target for this stream (see [`JitterBuffer::set_min_target_ms`]).
@@ -182,7 +206,11 @@ impl JitterBuffer {
             scratch: [0.0; WINDOW],
             min_transit: 0.0,
             target_ms: START_TARGET_MS,
+            slack_target_ms: MARGIN_MS,
             delay_ms: None,
+            slack_ms: None,
+            held_ms: 0.0,
+            queued_ms: 0.0,
             drift: 0,
             min_target_ms: MIN_TARGET_MS,
             stats: JitterStats::default(),
@@ -192,6 +220,13 @@ impl JitterBuffer {
     /// Sets the lowest target (Opus raises it while packets are lost: see [`FecFloor`]).
     pub fn set_min_target_ms(&mut self, ms: f64) {
         self.min_target_ms = ms.clamp(MIN_TARGET_MS, MAX_TARGET_MS);
+    }
+
+    /// Tells what will play before a packet taken at the next [`JitterBuffer::take`]: `held_ms`
+    /// still in the stretcher, `queued_ms` in the sink (a device's ring and its rate converter).
+    pub fn set_ahead(&mut self, held_ms: f64, queued_ms: f64) {
+        self.held_ms = held_ms.clamp(0.0, MAX_TARGET_MS);
+        self.queued_ms = queued_ms.clamp(0.0, MAX_TARGET_MS);
     }
 
     /// Counters so far.
@@ -214,15 +249,41 @@ impl JitterBuffer {
         self.target_ms
     }
 
-    /// The delay the buffer adds now (smoothed), ms; 0 before anything played.
+    /// The delay from arrival to ear now (smoothed), ms; 0 before anything played.
     pub fn delay_ms(&self) -> f64 {
         self.delay_ms.unwrap_or(0.0)
     }
 
+    /// The slack packets get now, arrival to take (smoothed), ms; 0 before anything played.
+    pub fn slack_ms(&self) -> f64 {
+        self.slack_ms.unwrap_or(0.0)
+    }
+
+    /// The slack the measured jitter asks for, ms.
+    pub fn slack_target_ms(&self) -> f64 {
+        self.slack_target_ms
+    }
+
     /// How fast playout should consume frames: 1.0 steady, a little above to shrink the delay,
-    /// a little below to grow it.
+    /// a little below to grow it. Never faster once the stretcher holds almost nothing: that
+    /// would take the next packet a tick early.
     pub fn rate_ratio(&self) -> f64 {
+        if self.drift > 0 && self.held_ms < MIN_HELD_MS {
+            return 1.0;
+        }
         1.0 + f64::from(self.drift) * DRIFT
+    }
+
+    /// How much earlier the playout tick could come (ms, 0 for none): what both the slack and
+    /// the delay have beyond their targets, less a millisecond kept.
+    pub fn spare_ms(&self) -> f64 {
+        let (Some(delay), Some(slack)) = (self.delay_ms, self.slack_ms) else { return 0.0 };
+        let spare = (delay - self.target_ms).min(slack - self.slack_target_ms);
+        if spare > ADVANCE_OVER_MS {
+            spare - ADVANCE_KEEP_MS
+        } else {
+            0.0
+        }
     }
 
     /// Forgets the stream (a new SSRC starts a new one); the counters stay.
@@ -236,6 +297,7 @@ impl JitterBuffer {
         self.window_at = 0;
         self.target_ms = START_TARGET_MS;
         self.delay_ms = None;
+        self.slack_ms = None;
         self.drift = 0;
     }
 
@@ -276,7 +338,7 @@ impl JitterBuffer {
         result
     }
 
-    /// Takes what plays next, at `now`.
+    /// Takes what plays next, at `now` (heard after what plays ahead: [`JitterBuffer::set_ahead`]).
     pub fn take(&mut self, now: Instant) -> Take<'_> {
         let next = match self.next {
             Some(n) => n,
@@ -285,7 +347,8 @@ impl JitterBuffer {
                 let Some(low) = self.lowest_held() else { return Take::Nothing };
                 let slot = &self.slots[(low % SLOTS as u64) as usize];
                 let waited = now.saturating_duration_since(slot.arrival).as_secs_f64() * 1000.0;
-                if waited + (slot.transit_ms - self.min_transit) < self.target_ms - 10.0 {
+                let ahead = self.held_ms + self.queued_ms;
+                if waited + ahead + (slot.transit_ms - self.min_transit) < self.target_ms - 10.0 {
                     return Take::Nothing;
                 }
                 low
@@ -363,20 +426,23 @@ impl JitterBuffer {
         let (_, p95, _) = values.select_nth_unstable_by(k95, f64::total_cmp);
         let p95 = *p95;
         self.min_transit = values.iter().copied().fold(f64::INFINITY, f64::min);
-        let target = (p95 - self.min_transit + MARGIN_MS).clamp(self.min_target_ms, MAX_TARGET_MS);
+        self.slack_target_ms = (p95 - self.min_transit + MARGIN_MS).min(MAX_TARGET_MS);
+        let target = (self.slack_target_ms + self.queued_ms).clamp(self.min_target_ms, MAX_TARGET_MS);
         // Until a second of arrivals is in, do not trust a low estimate.
         self.target_ms = if n < 50 { target.max(START_TARGET_MS) } else { target };
         transit
     }
 
-    /// Updates the smoothed delay from a packet played now and chooses the drift.
+    /// Updates the smoothed slack and delay from a packet taken now and chooses the drift.
     fn measure_delay(&mut self, now: Instant, arrival: Instant, transit: f64) {
         let waited = now.saturating_duration_since(arrival).as_secs_f64() * 1000.0;
-        let delay = waited + (transit - self.min_transit).max(0.0);
-        let smoothed = match self.delay_ms {
-            Some(d) => d + (delay - d) * 0.1,
-            None => delay,
-        };
+        let slack = waited + (transit - self.min_transit).max(0.0);
+        let delay = slack + self.held_ms + self.queued_ms;
+        let smooth = |old: Option<f64>, new: f64, k: f64| old.map_or(new, |o| o + (new - o) * k);
+        // The slack follows faster: a moved tick changes it at once, and it has no noise of
+        // its own (the fastest packet's, whatever the arrivals' jitter).
+        self.slack_ms = Some(smooth(self.slack_ms, slack, 0.3));
+        let smoothed = smooth(self.delay_ms, delay, 0.1);
         self.delay_ms = Some(smoothed);
         let error = smoothed - self.target_ms;
         // Hysteresis: adjust by 1% beyond 4 ms off and 2% beyond 25 ms, stop within 2 ms. The
@@ -392,6 +458,50 @@ impl JitterBuffer {
         } else {
             self.drift.signum()
         };
+        if self.slack() < self.slack_target_ms - 2.0 {
+            // Too little slack for the jitter, whatever the delay: take packets later (the
+            // stretcher's remainder grows until a frame is taken a tick later).
+            self.drift = self.drift.min(-1);
+        }
+    }
+
+    fn slack(&self) -> f64 {
+        self.slack_ms.unwrap_or(self.slack_target_ms)
+    }
+}
+
+/// Moves the playout tick earlier when the buffer has slack and delay to spare
+/// ([`JitterBuffer::spare_ms`]): by [`ADVANCE_STEP_MS`] a frame, so a sink with a clock of its
+/// own (the device) takes it up in its queue, which it trims on quiet audio; a file sink simply
+/// gets its frames sooner. The stretcher should play at ratio 1 while it moves
+/// ([`TickAdvance::moving`]), so one change settles before the next.
+#[derive(Debug, Default)]
+pub struct TickAdvance {
+    left_ms: f64,
+    settle: u32,
+}
+
+impl TickAdvance {
+    /// How much sooner than 20 ms after this tick the next should come, ms; call once a tick.
+    pub fn step(&mut self, jitter: &JitterBuffer) -> f64 {
+        if self.left_ms <= 0.0 {
+            if self.settle > 0 {
+                self.settle -= 1;
+                return 0.0;
+            }
+            self.left_ms = jitter.spare_ms();
+        }
+        let step = self.left_ms.min(ADVANCE_STEP_MS);
+        self.left_ms -= step;
+        if step > 0.0 && self.left_ms <= 0.0 {
+            self.settle = ADVANCE_SETTLE;
+        }
+        step
+    }
+
+    /// True while the tick is moving.
+    pub fn moving(&self) -> bool {
+        self.left_ms > 0.0
     }
 }
 

@@ -7,6 +7,8 @@ use super::*;
 struct Sim {
     jb: JitterBuffer,
     t0: Instant,
+    /// What the sink holds ahead of each frame handed to it (a device's ring), ms.
+    queued_ms: f64,
 }
 
 #[derive(Debug, PartialEq, Eq, Clone, Copy)]
@@ -18,7 +20,7 @@ enum Got {
 
 impl Sim {
     fn new() -> Sim {
-        Sim { jb: JitterBuffer::new(8000), t0: Instant::now() }
+        Sim { jb: JitterBuffer::new(8000), t0: Instant::now(), queued_ms: 0.0 }
     }
 
     fn at(&self, ms: f64) -> Instant {
@@ -45,8 +47,10 @@ impl Sim {
         arrivals.sort_by(|a, b| a.0.total_cmp(&b.0));
         let mut got = Vec::new();
         let mut next_arrival = 0;
-        // Playout ticks every 20 ms at a phase of 7 ms through the real stretcher.
+        // Playout ticks every 20 ms, starting at a phase of 7 ms, moved as the session moves it,
+        // through the real stretcher.
         let mut stretcher = super::super::playout::Stretcher::new(160);
+        let mut advance = TickAdvance::default();
         let mut out = [0i16; 160];
         let mut tick = 7.0;
         while tick < secs * 1000.0 + 300.0 {
@@ -55,9 +59,10 @@ impl Sim {
                 self.push(seq, at);
                 next_arrival += 1;
             }
-            let ratio = self.jb.rate_ratio();
             // As the session does: a frame taken now plays after what the stretcher holds.
-            let now = self.at(tick + stretcher.buffered() as f64 / 8.0);
+            self.jb.set_ahead(stretcher.buffered() as f64 / 8.0, self.queued_ms);
+            let ratio = if advance.moving() { 1.0 } else { self.jb.rate_ratio() };
+            let now = self.at(tick);
             let jb = &mut self.jb;
             stretcher.produce(&mut out, ratio, |buf: &mut [i16]| {
                 let g = match jb.take(now) {
@@ -70,7 +75,7 @@ impl Sim {
                 }
                 buf.fill(0);
             });
-            tick += 20.0;
+            tick += 20.0 - advance.step(&self.jb);
         }
         got
     }
@@ -223,4 +228,32 @@ fn the_fec_floor_rises_on_a_second_loss_and_falls_after_a_quiet_spell() {
     // Long after, a lone loss starts over.
     assert_eq!(floor.after_frame(true, at(40_000)), MIN_TARGET_MS);
     assert_eq!(floor.after_frame(true, at(40_020)), FEC_FLOOR_MS);
+}
+
+#[test]
+fn any_arrival_phase_gets_the_slack_it_needs_and_the_delay_meets_the_floor() {
+    // Without moving the tick, the slack is wherever the arrivals' phase puts it: as little as
+    // a millisecond (a sender's hiccup then costs a concealed frame) or 20 ms more than needed.
+    for queued in [0.0, 8.0] {
+        for k in 0..14 {
+            let transit = 0.5 + 1.4 * k as f64;
+            let mut sim = Sim::new();
+            sim.queued_ms = queued;
+            let got = sim.run(10.0, |_| Some(transit));
+            let (slack, need) = (sim.jb.slack_ms(), sim.jb.slack_target_ms());
+            let (delay, target) = (sim.jb.delay_ms(), sim.jb.target_ms());
+            eprintln!("queued {queued} transit {transit}: slack {slack:.1} (needs {need:.1}), delay {delay:.1} (target {target:.1})");
+            // No more slack than needed, unless the floor asks for the delay anyway.
+            let most = need.max(target - queued) + 4.5;
+            assert!(
+                slack >= need - 0.5 && slack <= most,
+                "queued {queued} transit {transit}: slack {slack} for {need}"
+            );
+            assert_eq!(target, MIN_TARGET_MS.max(need + queued));
+            assert!((delay - target).abs() <= 4.5, "queued {queued} transit {transit}: delay {delay} for {target}");
+            let played = got.iter().filter(|g| matches!(g, Got::Packet(_))).count();
+            assert!(played >= 495, "transit {transit}: played {played} of 500");
+            assert_eq!(sim.jb.stats().late, 0, "transit {transit}");
+        }
+    }
 }

@@ -68,6 +68,10 @@ impl FrameSink for RingSink {
         }
         self.push_samples(frame.samples());
     }
+
+    fn latency(&self) -> std::time::Duration {
+        std::time::Duration::from_secs_f64(self.queued() as f64 / f64::from(self.rate.hz()))
+    }
 }
 
 /// The reading end: frames or raw samples out.

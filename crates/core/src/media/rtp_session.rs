@@ -36,7 +36,7 @@ use super::codec::{for_codec, AudioCodec, CodecError, StreamResampler};
 use super::dtmf::{DtmfReceiver, DtmfSender, DtmfSlot};
 use super::frame::{Endpoint, EndpointError, Frame, FrameSink, FrameSource, SampleRate, SourcePoll};
 use super::hold_music::HoldMusic;
-use super::jitter::{FecFloor, JitterBuffer, Pushed, Take};
+use super::jitter::{FecFloor, JitterBuffer, Pushed, Take, TickAdvance};
 use super::offer_answer::Codec;
 use super::offer_answer::Negotiated;
 use super::playout::Stretcher;
@@ -314,6 +314,8 @@ struct Loop {
     jitter: JitterBuffer,
     /// Opus's lowest jitter target, raised while packets are lost.
     fec_floor: FecFloor,
+    /// Moves the playout tick to where packets have the slack they need and no more.
+    advance: TickAdvance,
     first_ext_seq: Option<u64>,
     received: u64,
     last_expected: u64,
@@ -377,6 +379,7 @@ impl Loop {
             tracker: SequenceTracker::new(),
             jitter: jitter_for(neg.codec, clock_rate),
             fec_floor: FecFloor::default(),
+            advance: TickAdvance::default(),
             first_ext_seq: None,
             received: 0,
             last_expected: 0,
@@ -400,6 +403,11 @@ impl Loop {
         let mut rtcp_at = tokio::time::Instant::now() + randomised_interval(RTCP_INTERVAL, rand::random::<f64>()) / 2;
         let (mut rtp_buf, mut rtcp_buf) = (vec![0u8; 2048], vec![0u8; 2048]);
         let mut frame = Frame::silence(self.source.rate());
+        // Playout has a clock of its own: its tick moves (TickAdvance) while sending keeps its
+        // 20 ms. Overdue playout ticks come at once, as a burst.
+        let mut played = Frame::silence(self.sink.rate());
+        let play = tokio::time::sleep(Duration::from_millis(20));
+        tokio::pin!(play);
         let mut control = self.control.take().unwrap_or_else(|| mpsc::unbounded_channel().1);
         loop {
             tokio::select! {
@@ -411,8 +419,17 @@ impl Loop {
                         tracing::debug!(?behind, "rtp: the 20 ms tick ran late (a busy machine)");
                     }
                     self.send_frame(&mut frame, &mut rtp_buf).await;
+                }
+                () = &mut play => {
+                    let behind = play.deadline().elapsed();
+                    if behind > Duration::from_millis(30) {
+                        tracing::debug!(?behind, "rtp: the playout tick ran late (a busy machine)");
+                    }
                     self.drain_rtp(&mut rtp_buf);
-                    self.play_frame(&mut frame);
+                    self.play_frame(&mut played);
+                    let sooner = self.advance.step(&self.jitter);
+                    let next = play.deadline() + Duration::from_secs_f64((20.0 - sooner) / 1000.0);
+                    play.as_mut().reset(next);
                 }
                 r = self.sockets.rtp.recv_from(&mut rtp_buf) => match r {
                     Ok((n, from)) => self.on_rtp(&rtp_buf[..n], from),
@@ -570,17 +587,16 @@ impl Loop {
         if self.first_ext_seq.is_none() {
             return;
         }
-        // A frame taken now starts to play only after what the stretcher still holds: that is
-        // when its packet leaves the buffer, so the buffer's delay (and the drift that steers
-        // it) counts the stretcher's share too.
+        // A frame taken now is heard after what the stretcher still holds and the sink has
+        // queued: the buffer's delay (and the drift that steers it) counts both.
         let held = self.stretcher.buffered() as f64 / f64::from(self.decoded.rate().hz());
+        self.jitter.set_ahead(held * 1000.0, self.sink.latency().as_secs_f64() * 1000.0);
         let tick = Instant::now();
-        let now = tick + Duration::from_secs_f64(held);
-        let ratio = self.jitter.rate_ratio();
+        let ratio = if self.advance.moving() { 1.0 } else { self.jitter.rate_ratio() };
         let mut lost = false;
         let (jitter, codec, stats) = (&mut self.jitter, &mut self.codec, &self.stats);
         self.stretcher.produce(self.decoded.samples_mut(), ratio, |pcm: &mut [i16]| {
-            let concealed = match jitter.take(now) {
+            let concealed = match jitter.take(tick) {
                 Take::Packet(payload) => match codec.decode(payload, pcm) {
                     Ok(()) => return,
                     Err(e) => {

@@ -174,6 +174,10 @@ impl FrameSink for SwitchSink {
         self.inner.put_frame(&self.mixed);
     }
 
+    fn latency(&self) -> std::time::Duration {
+        self.inner.latency()
+    }
+
     fn close(&mut self) -> Result<(), EndpointError> {
         self.inner.close()
     }
