@@ -4,7 +4,7 @@
 //! Every call has a baresip caller (plays a tone WAV, dials through a loopback Kamailio) and one
 //! of these callees, each answering at once and playing a tone back for the whole call:
 //! - `sipdesk run --auto-answer --audio file:IN.wav,OUT.wav` (the release binary; its file
-//!   endpoint runs at 8 kHz, so an Opus call resamples 8 <-> 48 kHz in the session);
+//!   endpoint runs at the codec's rate, 48 kHz for Opus);
 //! - the same with `--audio device` on a private PipeWire (null sinks as the headset);
 //! - baresip 1.0.0 (aufile plays a WAV at the codec's rate, sndfile records both directions),
 //!   the reference: the issue quotes 3.4% of a core and 13.3 MB for its Opus callee.

@@ -9,7 +9,8 @@
 //! clock and decodes what it receives, timestamping both with [`Instant`].
 //!
 //! **(a) Through the core, file-like endpoint.** The core's own [`RtpSession`] on loopback, as
-//! a call runs it (8 kHz endpoint, G.711 or Opus, the desk's jitter buffer), with a
+//! a call runs it (endpoint at the codec's rate: 8 kHz for G.711, 48 for Opus; the desk's jitter
+//! buffer), with a
 //! [`FrameSource`] and [`FrameSink`] written here instead of WAV files, since files are not
 //! timed: the source stamps the moment it yields a frame whose first sample is a click, the sink
 //! the moment it is handed a frame holding one.
@@ -396,9 +397,14 @@ fn run_session(
     })
 }
 
+/// The rate a call's endpoint runs at for `codec`, as the desk opens it.
+fn call_rate(codec: Codec) -> SampleRate {
+    SampleRate::from_hz(codec.clock_rate()).expect("a supported rate")
+}
+
 /// (a): the core's session between a click source/sink and the far end, over [`CALLS`] calls.
 fn through_the_core(rt: &tokio::runtime::Runtime, codec: Codec, clicks: usize) {
-    let rate = SampleRate::Hz8000;
+    let rate = call_rate(codec);
     let max = Duration::from_millis(u64::from(20 * CLICK_EVERY_FRAMES));
     let (mut out, mut inn, mut stats) = (Vec::new(), Vec::new(), Vec::new());
     for n in 1..=CALLS {
@@ -420,7 +426,12 @@ fn through_the_core(rt: &tokio::runtime::Runtime, codec: Codec, clicks: usize) {
         );
         stats.push(s);
     }
-    println!("  {}, 8 kHz endpoint (last call: {}):", codec.name(), stats.last().cloned().unwrap_or_default());
+    println!(
+        "  {}, {} kHz endpoint (last call: {}):",
+        codec.name(),
+        rate.hz() / 1000,
+        stats.last().cloned().unwrap_or_default()
+    );
     println!("    source->wire: {}", summary(&out));
     println!("    wire->sink:   {}", summary(&inn));
 }
@@ -654,7 +665,7 @@ fn through_the_device(rt: &tokio::runtime::Runtime, rig: &PipeWire, codec: Codec
         let (polled, handed) = (Arc::new(Mutex::new(Vec::new())), Arc::new(Mutex::new(Vec::new())));
         let endpoint = || {
             let opened = Instant::now();
-            let endpoint = DeviceEndpoint::open(None, None, SampleRate::Hz8000).expect("open the default devices");
+            let endpoint = DeviceEndpoint::open(None, None, call_rate(codec)).expect("open the default devices");
             open_ms.push(opened.elapsed().as_secs_f64() * 1000.0);
             let (source, sink) = endpoint.into_parts();
             let rate = source.rate().hz();
@@ -710,8 +721,9 @@ fn through_the_device(rt: &tokio::runtime::Runtime, rig: &PipeWire, codec: Codec
     }
     drop((mic_ref, spk_ref));
     println!(
-        "  {}, 8 kHz endpoint on the device (last call: {}; opening the devices took {:.0}-{:.0} ms):",
+        "  {}, {} kHz endpoint on the device (last call: {}; opening the devices took {:.0}-{:.0} ms):",
         codec.name(),
+        call_rate(codec).hz() / 1000,
         stats.last().cloned().unwrap_or_default(),
         open_ms.iter().copied().fold(f64::MAX, f64::min),
         open_ms.iter().copied().fold(0.0, f64::max)
@@ -750,7 +762,7 @@ fn device_incident(rt: &tokio::runtime::Runtime, rig: &PipeWire, codec: Codec, c
     let when = Arc::new(Mutex::new(None));
     let handed = Arc::new(Mutex::new(Vec::new()));
     let endpoint = || {
-        let endpoint = DeviceEndpoint::open(None, None, SampleRate::Hz8000).expect("open the default devices");
+        let endpoint = DeviceEndpoint::open(None, None, call_rate(codec)).expect("open the default devices");
         let (source, sink) = endpoint.into_parts();
         let rate = sink.rate().hz();
         let stall = match incident {
@@ -884,7 +896,7 @@ fn main() {
     println!("  audio system alone, output callback -> spk.monitor: {}", summary(&[os_out]));
     println!(
         "  (a capture callback brings {:.0} samples, median; the core's rate conversion delays audio by {:.1} ms \
-         from 48 to 8 kHz and {:.1} ms from 8 to 48 kHz, inside the figures below)",
+         from 48 to 8 kHz and {:.1} ms from 8 to 48 kHz, inside the G.711 figures below; none for Opus)",
         median(&sizes),
         conversion_delay_ms(DEVICE_HZ, 8000),
         conversion_delay_ms(8000, DEVICE_HZ)

@@ -14,8 +14,10 @@ pub const FLOOR_DBFS: f64 = -120.0;
 pub const WINDOW_MS: u32 = 20;
 
 const FULL_SCALE: f64 = 32768.0;
+/// The band searched for the dominant tone: the telephone band, and up to wideband speech's top
+/// where the recording's rate allows (an Opus call's).
 const SCAN_LOW_HZ: f64 = 200.0;
-const SCAN_HIGH_HZ: f64 = 3800.0;
+const SCAN_HIGH_HZ: f64 = 7000.0;
 
 /// What a recording holds.
 #[derive(Debug, Clone, PartialEq)]

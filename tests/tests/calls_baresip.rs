@@ -3,7 +3,8 @@
 //! hold the other side's tone (frequency within 2%, level within 3 dB), with no gap over 60 ms in
 //! the middle and sound in at least 80% of the call. Both directions, with PCMU, PCMA and Opus
 //! (`opus/48000/2`: baresip records 48 kHz stereo, read by its first channel; the desk is told to
-//! prefer Opus with `SIPDESK_CODECS` and resamples its 8 kHz endpoint to Opus's 48 kHz).
+//! prefer Opus with `SIPDESK_CODECS`, and its endpoint then runs at 48 kHz). An Opus call is
+//! wideband: tones above the telephone band (4.8 and 5.6 kHz) cross both ways.
 
 use std::path::Path;
 use std::time::Duration;
@@ -14,8 +15,14 @@ use sipdesk_e2e::baresip::{self, Baresip, BaresipConfig};
 use sipdesk_e2e::kamailio::{self, Config, Kamailio};
 use sipdesk_e2e::sipdesk::{add_account, Running};
 
-const DESK_HZ: f64 = 1400.0;
-const PHONE_HZ: f64 = 1020.0;
+/// The tones of one call: what the phone plays, what the desk plays (from a WAV at `desk_rate`).
+struct Tones {
+    phone: f64,
+    desk: f64,
+    desk_rate: u32,
+}
+
+const TELEPHONE_BAND: Tones = Tones { phone: 1020.0, desk: 1400.0, desk_rate: 8000 };
 const LEVEL_DBFS: f64 = -12.0;
 
 fn call(state: &'static str) -> impl Fn(&Value) -> bool {
@@ -39,7 +46,7 @@ fn analysed(path: &Path) -> Analysis {
 }
 
 /// Runs one call; `desk_calls` chooses who dials.
-fn tone_call(codec: &'static str, desk_calls: bool) {
+fn tone_call(codec: &'static str, desk_calls: bool, tones: Tones) {
     let mut needed = vec![];
     needed.extend_from_slice(baresip::PROGRAMS);
     needed.extend_from_slice(kamailio::PROGRAMS);
@@ -52,12 +59,12 @@ fn tone_call(codec: &'static str, desk_calls: bool) {
         ..Config::default()
     });
     let dir = tempfile::tempdir().unwrap();
-    let phone_wav = dir.path().join("phone1020.wav");
-    let desk_wav = dir.path().join("desk1400.wav");
+    let phone_wav = dir.path().join("phone-tone.wav");
+    let desk_wav = dir.path().join("desk-tone.wav");
     let heard = dir.path().join("desk-heard.wav");
     // The phone hangs up when its 4 s WAV ends; the desk's tone outlasts the call.
-    write_tone_wav(&phone_wav, PHONE_HZ, baresip::codec_rate(codec), 4.0, LEVEL_DBFS, 0.0);
-    write_tone_wav(&desk_wav, DESK_HZ, 8000, 10.0, LEVEL_DBFS, 0.0);
+    write_tone_wav(&phone_wav, tones.phone, baresip::codec_rate(codec), 4.0, LEVEL_DBFS, 0.0);
+    write_tone_wav(&desk_wav, tones.desk, tones.desk_rate, 10.0, LEVEL_DBFS, 0.0);
     let mut phone = Baresip::start(&BaresipConfig {
         user: "2001".into(),
         password: "pw-2001".into(),
@@ -101,40 +108,46 @@ fn tone_call(codec: &'static str, desk_calls: bool) {
     let ended = run.wait_for("ended", Duration::from_secs(15), call("ended"));
     assert_eq!(ended["reason"], "remote_hangup", "the phone hangs up when its WAV ends");
     phone.wait_event("CALL_CLOSED", Duration::from_secs(10));
-    check("desk heard", &analysed(&heard), PHONE_HZ);
+    check("desk heard", &analysed(&heard), tones.phone);
     let received = phone.received_recordings();
     assert_eq!(received.len(), 1, "{received:?}\n{}", phone.log());
-    check("phone heard", &analysed(&received[0]), DESK_HZ);
+    check("phone heard", &analysed(&received[0]), tones.desk);
     let (code, _) = run.terminate(Duration::from_secs(3));
     assert!(code.success());
 }
 
 #[test]
 fn phone_calls_desk_pcmu() {
-    tone_call("pcmu", false);
+    tone_call("pcmu", false, TELEPHONE_BAND);
 }
 
 #[test]
 fn phone_calls_desk_pcma() {
-    tone_call("pcma", false);
+    tone_call("pcma", false, TELEPHONE_BAND);
 }
 
 #[test]
 fn desk_calls_phone_pcmu() {
-    tone_call("pcmu", true);
+    tone_call("pcmu", true, TELEPHONE_BAND);
 }
 
 #[test]
 fn desk_calls_phone_pcma() {
-    tone_call("pcma", true);
+    tone_call("pcma", true, TELEPHONE_BAND);
 }
 
 #[test]
 fn phone_calls_desk_opus() {
-    tone_call("opus/48000/2", false);
+    tone_call("opus/48000/2", false, TELEPHONE_BAND);
 }
 
 #[test]
 fn desk_calls_phone_opus() {
-    tone_call("opus/48000/2", true);
+    tone_call("opus/48000/2", true, TELEPHONE_BAND);
+}
+
+#[test]
+fn opus_is_wideband_both_ways() {
+    // Above 4 kHz: only a call that stays at 48 kHz from file to wire and back carries these.
+    tone_call("opus/48000/2", true, Tones { phone: 4800.0, desk: 5600.0, desk_rate: 48000 });
 }

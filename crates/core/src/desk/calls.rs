@@ -11,7 +11,7 @@ use tokio::sync::mpsc;
 use super::incall::{InCall, Renegotiation};
 use super::{AudioChoice, Desk, Event};
 use crate::media::frame::{Endpoint as AudioEndpoint, NullEndpoint, SampleRate};
-use crate::media::offer_answer::{LocalMedia, MediaPolicy, SdpSession};
+use crate::media::offer_answer::{Codec, LocalMedia, MediaPolicy, SdpSession};
 use crate::media::rtp_session::{RtpSession, RtpSockets};
 use crate::media::sdp::Direction;
 use crate::media::switchboard::Switchboard;
@@ -64,8 +64,10 @@ pub(super) async fn bind_rtp(ip: std::net::IpAddr) -> Result<RtpSockets, crate::
 
 /// The audio endpoint a new call plugs into, from `--audio`: with `device`, the devices chosen in
 /// the settings (the default for one that cannot be opened; silence, and retries, without any).
-pub(super) fn audio_endpoint(audio: &super::audio::CallAudio) -> Result<AudioEndpoint, String> {
-    let rate = SampleRate::Hz8000;
+/// It runs at the codec's rate: an Opus call is wideband all the way to the headset (and a
+/// 48 kHz device needs no conversion), a G.711 call stays at 8 kHz.
+pub(super) fn audio_endpoint(audio: &super::audio::CallAudio, codec: Codec) -> Result<AudioEndpoint, String> {
+    let rate = SampleRate::from_hz(codec.clock_rate()).unwrap_or(SampleRate::Hz8000);
     match audio.choice() {
         AudioChoice::Null => Ok(NullEndpoint::endpoint(rate)),
         AudioChoice::Device => Ok(audio.call_endpoint(rate)),
@@ -490,9 +492,10 @@ impl Desk {
         };
         dialog.session_timer = timer;
         // The switchboard sits between the desk's audio and the call, for handoffs to the AI.
-        let media = audio_endpoint(&self.inner.audio).map(Switchboard::wrap).and_then(|(board, ep)| {
-            RtpSession::start(rtp, negotiated, ep).map(|m| (m, board)).map_err(|e| e.to_string())
-        });
+        let media =
+            audio_endpoint(&self.inner.audio, negotiated.codec).map(Switchboard::wrap).and_then(|(board, ep)| {
+                RtpSession::start(rtp, negotiated, ep).map(|m| (m, board)).map_err(|e| e.to_string())
+            });
         let (mut media, board) = match media {
             Ok(m) => m,
             Err(e) => {

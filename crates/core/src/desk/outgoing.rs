@@ -196,9 +196,10 @@ impl Desk {
         };
         let codec = Some(negotiated.codec.name());
         // The switchboard sits between the desk's audio and the call, for handoffs to the AI.
-        let media = audio_endpoint(&self.inner.audio).map(Switchboard::wrap).and_then(|(board, ep)| {
-            RtpSession::start(rtp, negotiated, ep).map(|m| (m, board)).map_err(|e| e.to_string())
-        });
+        let media =
+            audio_endpoint(&self.inner.audio, negotiated.codec).map(Switchboard::wrap).and_then(|(board, ep)| {
+                RtpSession::start(rtp, negotiated, ep).map(|m| (m, board)).map_err(|e| e.to_string())
+            });
         let (mut media, board) = match media {
             Ok(m) => m,
             Err(e) => {

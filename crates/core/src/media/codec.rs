@@ -11,7 +11,7 @@ use super::frame::SampleRate;
 use super::g711::Law;
 use super::offer_answer::Codec;
 use super::opus::{OpusDecoder, OpusEncoder, OpusError, MAX_PAYLOAD};
-use super::resample::resample;
+use super::rate_convert::Polyphase;
 
 /// Why a payload could not be encoded or decoded.
 #[derive(Debug, Error)]
@@ -142,47 +142,39 @@ impl AudioCodec for Opus {
     }
 }
 
-/// Resamples a stream frame by frame without a seam at each frame edge: it keeps the last input
-/// samples of the previous frame and runs the block resampler ([`resample`]) over them plus the
-/// new frame, so interpolation (up) and the averaging filter (down) see across the edge. Costs
-/// under one input sample of delay. Allocates per frame, so it belongs on a task, never in a
-/// real-time audio callback.
+/// Converts a stream from one rate to another a frame at a time, with the polyphase filter of
+/// [`super::rate_convert`] (band-limited both ways: nothing folds back going down, no images going
+/// up, which a wideband listener would hear) and no seam at frame edges. It delays audio by the
+/// filter's 2.7 ms (8 kHz both sides) or less. Its buffers are made on the first frame and
+/// kept, so it never allocates after; still, it belongs on a task, not in a device callback.
 pub struct StreamResampler {
-    from: u32,
-    to: u32,
-    history: Vec<i16>,
-    input: Vec<i16>,
+    /// None: equal rates, samples pass unchanged.
+    filter: Option<Polyphase>,
+    converted: Vec<i16>,
 }
 
 impl StreamResampler {
-    /// A resampler from `from` to `to` (rates whose ratio is a whole number, as ours are).
+    /// A resampler from `from` to `to`.
     pub fn new(from: SampleRate, to: SampleRate) -> StreamResampler {
-        let (from, to) = (from.hz(), to.hz());
-        let keep = if from > to { (from / to) as usize } else { 1 };
-        StreamResampler { from, to, history: vec![0; keep], input: Vec::new() }
+        // Every pair of supported rates has a small ratio: the polyphase filter always exists.
+        let filter = if from == to { None } else { Polyphase::new(from.hz(), to.hz()) };
+        StreamResampler { filter, converted: Vec::new() }
     }
 
-    /// Resamples one frame `input` (at `from`) into `out` (one frame at `to`).
+    /// Resamples one frame `input` (at `from`) into `out` (one frame at `to`). Every supported
+    /// rate holds a whole number of the filter's periods in 20 ms, so each frame gives exactly
+    /// one frame.
     pub fn process(&mut self, input: &[i16], out: &mut [i16]) {
-        if self.from == self.to {
-            out.copy_from_slice(input);
-            return;
-        }
-        self.input.clear();
-        self.input.extend_from_slice(&self.history);
-        self.input.extend_from_slice(input);
-        let converted = resample(&self.input, self.from, self.to);
-        let skip = if self.to > self.from {
-            // The first output of the new frame sits one output step after the last history
-            // sample: interpolating from it, instead of holding the frame's last sample.
-            1
-        } else {
-            (self.history.len() as u64 * self.to as u64 / self.from as u64) as usize
+        let Some(filter) = self.filter.as_mut() else {
+            let n = out.len().min(input.len());
+            out[..n].copy_from_slice(&input[..n]);
+            return out[n..].fill(0);
         };
-        let n = out.len().min(converted.len().saturating_sub(skip));
-        out[..n].copy_from_slice(&converted[skip..skip + n]);
-        let keep = self.history.len();
-        self.history.copy_from_slice(&input[input.len() - keep..]);
+        self.converted.clear();
+        filter.process(input, &mut self.converted);
+        let n = out.len().min(self.converted.len());
+        out[..n].copy_from_slice(&self.converted[..n]);
+        out[n..].fill(0);
     }
 }
 

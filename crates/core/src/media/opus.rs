@@ -14,9 +14,10 @@
 //! complexity [`COMPLEXITY`] (libopus defaults to 10, which runs its signal analysis on every
 //! frame and costs over twice as much: on the 2-core test machine 260 against 120 µs for a
 //! 20 ms frame of voiced speech) and codes at most
-//! wideband (audio up to 8 kHz, [`MAX_BANDWIDTH`]), which SILK alone covers: the call side runs
-//! at 8 kHz, so anything wider would spend CELT's work and bits on an empty band (at 32 kbit/s
-//! libopus would otherwise pick the hybrid full-band mode). The application is VoIP and the
+//! wideband (audio up to 8 kHz, [`MAX_BANDWIDTH`]), which SILK alone covers: twice the telephone
+//! band, where speech has all it needs; wider would spend CELT's work and bits on the band above
+//! (at 32 kbit/s libopus would otherwise pick the hybrid full-band mode). An Opus call's endpoint
+//! runs at 48 kHz, so the band reaches the headset whole. The application is VoIP and the
 //! signal is declared as voice. Decoding takes whatever the far end sends.
 
 use audiopus::coder::{Decoder, Encoder};

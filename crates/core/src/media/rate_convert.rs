@@ -109,8 +109,9 @@ fn bessel_i0(x: f64) -> f64 {
 
 /// Rational resampling by `up / down`: conceptually upsample by `up` (zeros between samples),
 /// low-pass at the common rate, keep every `down`-th sample; only the products that matter are
-/// computed, with the filter split into `up` phases of `taps` coefficients each.
-struct Polyphase {
+/// computed, with the filter split into `up` phases of `taps` coefficients each. Plain data, so
+/// it can be shared across tasks (unlike the sinc fallback).
+pub(crate) struct Polyphase {
     up: usize,
     down: usize,
     taps: usize,
@@ -126,7 +127,8 @@ struct Polyphase {
 }
 
 impl Polyphase {
-    fn new(from: u32, to: u32) -> Option<Polyphase> {
+    /// The filter for `from` -> `to` Hz; None when the ratio needs more than [`MAX_PHASES`].
+    pub(crate) fn new(from: u32, to: u32) -> Option<Polyphase> {
         let g = gcd(u64::from(from), u64::from(to));
         let (up, down) = ((u64::from(to) / g) as usize, (u64::from(from) / g) as usize);
         if up > MAX_PHASES {
@@ -175,7 +177,8 @@ impl Polyphase {
         })
     }
 
-    fn process(&mut self, input: &[i16], out: &mut Vec<i16>) {
+    /// Converts `input`, appending what is ready to `out`.
+    pub(crate) fn process(&mut self, input: &[i16], out: &mut Vec<i16>) {
         let taps = self.taps;
         for &s in input {
             let x = f32::from(s);

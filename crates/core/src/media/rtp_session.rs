@@ -9,11 +9,10 @@
 //! Outside callers see counters through atomics and stop the task with a cancellation token.
 //!
 //! *Choice: the endpoint keeps its own rate; the session resamples.* The codec ([`AudioCodec`])
-//! works at its rate (G.711 8 kHz, Opus 48 kHz) and the endpoint at its own. G.711 takes 8 kHz
-//! endpoints only, as before (anything else is [`RtpSessionError::RateMismatch`]). Opus takes an
-//! endpoint at any supported rate: an 8 kHz endpoint (what calls plug in today) is resampled to
-//! and from 48 kHz by a [`StreamResampler`] here, on the session task, so a device callback never
-//! resamples; a 48 kHz endpoint (a headset opened at its native rate) passes straight through.
+//! works at its rate (G.711 8 kHz, Opus 48 kHz) and the endpoint at its own. Calls open their
+//! endpoint at the codec's rate, so audio passes straight through; when a re-INVITE changes the
+//! codec mid-call, a [`StreamResampler`] (polyphase, band-limited) converts here, on the session
+//! task, so a device callback never resamples.
 //! The adaptive jitter buffer ([`JitterBuffer`]) holds packets still encoded; they are decoded at
 //! playout, in order, so a lost packet is rebuilt from the next one's FEC (Opus) or concealed
 //! (Opus PLC, G.711 repeat-and-fade), and a stream that stops (DTX) goes quiet after 100 ms. The
@@ -34,7 +33,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::codec::{for_codec, AudioCodec, CodecError, StreamResampler};
 use super::dtmf::{DtmfReceiver, DtmfSender, DtmfSlot};
-use super::frame::{Endpoint, EndpointError, Frame, FrameSink, FrameSource, SampleRate, SourcePoll};
+use super::frame::{Endpoint, EndpointError, Frame, FrameSink, FrameSource, SourcePoll};
 use super::hold_music::HoldMusic;
 use super::jitter::{FecFloor, JitterBuffer, Pushed, Take, TickAdvance};
 use super::offer_answer::Codec;
@@ -58,14 +57,6 @@ pub enum RtpSessionError {
         min: u16,
         /// Range end.
         max: u16,
-    },
-    /// The endpoint runs at another rate than the codec.
-    #[error("endpoint runs at {endpoint} Hz but the codec needs {codec} Hz")]
-    RateMismatch {
-        /// Endpoint rate.
-        endpoint: u32,
-        /// Codec rate.
-        codec: u32,
     },
     /// The codec could not be set up.
     #[error("codec: {0}")]
@@ -214,14 +205,6 @@ impl RtpSession {
     /// Starts sending and receiving per `neg` between `endpoint` and the far end.
     pub fn start(sockets: RtpSockets, neg: Negotiated, endpoint: Endpoint) -> Result<RtpSession, RtpSessionError> {
         let (source, sink) = endpoint.into_parts();
-        // G.711 wants its own rate; Opus resamples (see the module's doc).
-        if !matches!(neg.codec, Codec::Opus) {
-            for rate in [source.rate(), sink.rate()] {
-                if rate != SampleRate::Hz8000 {
-                    return Err(RtpSessionError::RateMismatch { endpoint: rate.hz(), codec: 8000 });
-                }
-            }
-        }
         let codec = for_codec(neg.codec)?;
         let port = sockets.port();
         let cancel = CancellationToken::new();
@@ -545,7 +528,7 @@ impl Loop {
         }
         if (neg.codec, neg.payload_type) != (self.neg.codec, self.neg.payload_type) {
             match for_codec(neg.codec) {
-                Ok(codec) if matches!(neg.codec, Codec::Opus) || self.sink.rate() == SampleRate::Hz8000 => {
+                Ok(codec) => {
                     let rate = codec.rate();
                     self.up = StreamResampler::new(self.source.rate(), rate);
                     self.down = StreamResampler::new(rate, self.sink.rate());
@@ -555,10 +538,6 @@ impl Loop {
                     self.jitter = jitter_for(neg.codec, codec.clock_rate());
                     self.codec = codec;
                     tracing::info!("rtp: codec now {}", neg.codec.name());
-                }
-                Ok(_) => {
-                    tracing::warn!("rtp: cannot switch this endpoint to {}; keeping the old codec", neg.codec.name());
-                    return;
                 }
                 Err(e) => {
                     tracing::warn!("rtp: cannot switch to {}: {e}", neg.codec.name());
