@@ -56,8 +56,9 @@ const ADVANCE_OVER_MS: f64 = 3.0;
 const ADVANCE_KEEP_MS: f64 = 1.0;
 /// How far the tick moves per frame (5%: the device's ring takes it up; no sample changes).
 const ADVANCE_STEP_MS: f64 = 1.0;
-/// Frames to let the measures settle after a move before the next.
-const ADVANCE_SETTLE: u32 = 25;
+/// Packets played to let the measures settle (after a move, or at the start) before the next:
+/// counted in packets, so a pause in the stream (hold, DTX) never moves the tick on old figures.
+const ADVANCE_SETTLE: u64 = 25;
 
 /// Opus's lowest target while packets are being lost: two packets, so the next one's FEC is
 /// there to rebuild a loss.
@@ -475,18 +476,24 @@ impl JitterBuffer {
 /// own (the device) takes it up in its queue, which it trims on quiet audio; a file sink simply
 /// gets its frames sooner. The stretcher should play at ratio 1 while it moves
 /// ([`TickAdvance::moving`]), so one change settles before the next.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct TickAdvance {
     left_ms: f64,
-    settle: u32,
+    /// The buffer's count of played packets from which the next move may be weighed.
+    settled_at: u64,
+}
+
+impl Default for TickAdvance {
+    fn default() -> TickAdvance {
+        TickAdvance { left_ms: 0.0, settled_at: ADVANCE_SETTLE }
+    }
 }
 
 impl TickAdvance {
     /// How much sooner than 20 ms after this tick the next should come, ms; call once a tick.
     pub fn step(&mut self, jitter: &JitterBuffer) -> f64 {
         if self.left_ms <= 0.0 {
-            if self.settle > 0 {
-                self.settle -= 1;
+            if jitter.stats().played < self.settled_at {
                 return 0.0;
             }
             self.left_ms = jitter.spare_ms();
@@ -494,7 +501,7 @@ impl TickAdvance {
         let step = self.left_ms.min(ADVANCE_STEP_MS);
         self.left_ms -= step;
         if step > 0.0 && self.left_ms <= 0.0 {
-            self.settle = ADVANCE_SETTLE;
+            self.settled_at = jitter.stats().played + ADVANCE_SETTLE;
         }
         step
     }

@@ -257,3 +257,21 @@ fn any_arrival_phase_gets_the_slack_it_needs_and_the_delay_meets_the_floor() {
         }
     }
 }
+
+#[test]
+fn the_tick_moves_once_per_fresh_figures_never_on_old_ones() {
+    // Every packet taken 35 ms after it came: 25 ms more slack than the 10 ms it needs.
+    let mut sim = Sim::new();
+    for seq in 0..60u64 {
+        let at = seq as f64 * 20.0;
+        sim.push(seq, at);
+        assert_eq!(sim.take(at + 35.0), Got::Packet(seq as u8));
+    }
+    let spare = sim.jb.spare_ms();
+    assert!((13.0..=15.0).contains(&spare), "spare {spare}");
+    // The stream pauses (hold, DTX): the tick moves by the spare once, 1 ms a tick, and no more.
+    let mut advance = TickAdvance::default();
+    let steps: Vec<f64> = (0..200).map(|_| advance.step(&sim.jb)).collect();
+    assert!(steps[..13].iter().all(|&s| s == 1.0), "{steps:?}");
+    assert!((steps.iter().sum::<f64>() - spare).abs() < 1e-9, "{steps:?}");
+}
