@@ -54,7 +54,9 @@
 //! latency after the incident (and before it, for the stall).
 //!
 //! Opus figures include the codec's 6.5 ms algorithmic delay (its look-ahead), which is the
-//! same in every Opus phone. Loopback only; the machine is shared, so figures move by a few ms
+//! same in every Opus phone: mic->wire holds sipdesk's encoder's; wire->ear holds the far end's
+//! encoder's, which shows only once sipdesk has decoded, so those figures are also printed less
+//! it (measured by encoding and decoding a click). Loopback only; the machine is shared, so figures move by a few ms
 //! between runs.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
@@ -434,6 +436,18 @@ fn through_the_core(rt: &tokio::runtime::Runtime, codec: Codec, clicks: usize) {
     );
     println!("    source->wire: {}", summary(&out));
     println!("    wire->sink:   {}", summary(&inn));
+    print_less_look_ahead(codec, "wire->sink", &inn);
+}
+
+/// For Opus, a wire->ear figure less the far end's encoder look-ahead ([`codec_delay_ms`]):
+/// the far end's share, though it shows only once sipdesk has decoded.
+fn print_less_look_ahead(codec: Codec, what: &str, calls: &[Vec<f64>]) {
+    if codec != Codec::Opus {
+        return;
+    }
+    let d = codec_delay_ms(codec);
+    let less: Vec<Vec<f64>> = calls.iter().map(|c| c.iter().map(|ms| ms - d).collect()).collect();
+    println!("      {what} less the far end's encoder look-ahead ({d:.1} ms): {}", summary(&less));
 }
 
 /// A reference capture stream on the source `name` (a PulseAudio/PipeWire name such as
@@ -737,6 +751,7 @@ fn through_the_device(rt: &tokio::runtime::Runtime, rig: &PipeWire, codec: Codec
     }
     println!("    wire->speaker monitor, all:         {}", summary(&inn.0));
     println!("    wire->speaker, sipdesk's share:     {}", summary(&own.0));
+    print_less_look_ahead(codec, "sipdesk's share", &own.0);
     println!("      of which session (jitter buffer): {}", summary(&receiving.0));
     println!("      of which playback ring:           {}", summary(&playback.0));
 }
@@ -837,6 +852,28 @@ fn device_incident(rt: &tokio::runtime::Runtime, rig: &PipeWire, codec: Codec, c
             median(&jb_after)
         ),
     }
+}
+
+/// How much later a click comes out of `codec` than it went in, ms: encoded and decoded again
+/// with nothing between (Opus's look-ahead; none for G.711). The click starts a frame, as the far
+/// end sends it.
+fn codec_delay_ms(codec: Codec) -> f64 {
+    let mut c = for_codec(codec).expect("the codec");
+    let (rate, n) = (c.rate().hz(), c.rate().frame_samples());
+    let at = n * 10;
+    let mut input = vec![0i16; n * 20];
+    let burst = click(rate);
+    input[at..at + burst.len()].copy_from_slice(&burst);
+    let (mut out, mut payload, mut pcm) = (Vec::new(), [0u8; 1500], vec![0i16; n]);
+    for frame in input.chunks(n) {
+        let len = c.encode(frame, &mut payload).expect("encode");
+        c.decode(&payload[..len], &mut pcm).expect("decode");
+        out.extend_from_slice(&pcm);
+    }
+    let mut onsets = Onsets::new(rate);
+    onsets
+        .feed(out.iter().map(|s| i32::from(*s)))
+        .map_or(f64::NAN, |i| (i as f64 - at as f64) * 1000.0 / f64::from(rate))
 }
 
 /// How much later a click comes out of the core's rate converter (device rate <-> call rate)
