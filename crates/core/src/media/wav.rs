@@ -1,7 +1,8 @@
 //! The file endpoint: a WAV file as a frame source (paced by the clock) and a frame sink.
 //!
-//! The source reads the whole file when opened (prompts and test tones are small), converts it
-//! to the requested rate, and then hands out one frame per 20 ms of wall-clock time, so a
+//! The source reads the whole file when opened (prompts and test tones are small), keeps it at
+//! the file's own rate (an 8 kHz prompt played into a 48 kHz Opus call would take six times the
+//! memory converted), converts each frame as it hands it out, one per 20 ms of wall-clock time, so a
 //! caller that polls too often still plays it at real speed. The sink writes through a buffer
 //! (a file, so drive it from a task, never from a device callback); an I/O
 //! failure is kept and reported by `close`, never in the audio path.
@@ -11,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use thiserror::Error;
 
+use super::codec::StreamResampler;
 use super::frame::{EndpointError, Frame, FrameSink, FrameSource, SampleRate, SourcePoll, FRAME_MS};
 use super::resample::resample;
 
@@ -37,8 +39,14 @@ pub enum WavError {
 
 /// Plays a WAV file as frames.
 pub struct WavSource {
+    /// The audio, at the file's rate.
     samples: Vec<i16>,
+    file_rate: SampleRate,
     rate: SampleRate,
+    /// File rate to `rate`, when they differ.
+    converter: Option<StreamResampler>,
+    /// One frame at the file's rate, for the converter.
+    piece: Vec<i16>,
     next: usize,
     start: Option<Instant>,
     paced: bool,
@@ -62,12 +70,26 @@ impl WavSource {
             .samples::<i16>()
             .collect::<Result<_, _>>()
             .map_err(|source| WavError::Io { path: path.into(), source })?;
-        Ok(WavSource::from_samples(resample(&samples, file_rate.hz(), rate.hz()), rate))
+        let mut source = WavSource::from_samples(samples, file_rate);
+        if file_rate != rate {
+            source.rate = rate;
+            source.converter = Some(StreamResampler::new(file_rate, rate));
+        }
+        Ok(source)
     }
 
     /// A source playing `samples` (already at `rate`).
     pub fn from_samples(samples: Vec<i16>, rate: SampleRate) -> WavSource {
-        WavSource { samples, rate, next: 0, start: None, paced: true }
+        WavSource {
+            samples,
+            file_rate: rate,
+            rate,
+            converter: None,
+            piece: vec![0; rate.frame_samples()],
+            next: 0,
+            start: None,
+            paced: true,
+        }
     }
 
     /// Hands out frames as fast as they are asked for (offline processing and tests).
@@ -78,12 +100,12 @@ impl WavSource {
 
     /// Length of the audio.
     pub fn duration(&self) -> Duration {
-        Duration::from_millis(self.samples.len() as u64 * 1000 / self.rate.hz() as u64)
+        Duration::from_millis(self.samples.len() as u64 * 1000 / self.file_rate.hz() as u64)
     }
 
     /// Frames in the file (the last one padded with silence).
     pub fn frame_count(&self) -> usize {
-        self.samples.len().div_ceil(self.rate.frame_samples())
+        self.samples.len().div_ceil(self.file_rate.frame_samples())
     }
 }
 
@@ -93,7 +115,7 @@ impl FrameSource for WavSource {
     }
 
     fn poll_frame(&mut self, out: &mut Frame) -> SourcePoll {
-        let n = self.rate.frame_samples();
+        let n = self.file_rate.frame_samples();
         let index = self.next / n;
         if self.next >= self.samples.len() {
             return SourcePoll::Ended;
@@ -109,7 +131,16 @@ impl FrameSource for WavSource {
         }
         out.reset(self.rate);
         let end = (self.next + n).min(self.samples.len());
-        out.samples_mut()[..end - self.next].copy_from_slice(&self.samples[self.next..end]);
+        let piece = &self.samples[self.next..end];
+        match self.converter.as_mut() {
+            None => out.samples_mut()[..piece.len()].copy_from_slice(piece),
+            Some(converter) => {
+                // The last frame is padded with silence before it is converted.
+                self.piece[..piece.len()].copy_from_slice(piece);
+                self.piece[piece.len()..].fill(0);
+                converter.process(&self.piece, out.samples_mut());
+            }
+        }
         self.next += n;
         SourcePoll::Ready
     }
@@ -261,6 +292,29 @@ mod tests {
         assert!(WavSource::open(&odd, SampleRate::Hz8000).err().unwrap().to_string().contains("44100 Hz"));
         let missing = WavSource::open(&dir.path().join("nope.wav"), SampleRate::Hz8000).err().unwrap();
         assert!(matches!(missing, WavError::Io { .. }) && missing.to_string().contains("nope.wav"));
+    }
+
+    #[test]
+    fn a_narrowband_file_plays_into_a_wideband_call_frame_by_frame() {
+        // A 1 kHz prompt at 8 kHz in a 48 kHz (Opus) call: kept at 8 kHz, converted per frame.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("8k.wav");
+        let tone: Vec<i16> =
+            (0..8000).map(|i| (8000.0 * (std::f64::consts::TAU * 1000.0 * f64::from(i) / 8000.0).sin()) as i16).collect();
+        write_wav(&path, 8000, 1, &tone);
+        let mut src = WavSource::open(&path, SampleRate::Hz48000).unwrap().unpaced();
+        assert_eq!((src.samples.len(), src.frame_count(), src.duration()), (8000, 50, Duration::from_secs(1)));
+        let mut all = Vec::new();
+        let mut frame = Frame::silence(SampleRate::Hz48000);
+        while src.poll_frame(&mut frame) == SourcePoll::Ready {
+            assert_eq!(frame.rate(), SampleRate::Hz48000);
+            all.extend_from_slice(frame.samples());
+        }
+        assert_eq!(all.len(), 48000);
+        let steady = &all[4800..43200];
+        let crossings = steady.windows(2).filter(|w| (w[0] < 0) != (w[1] < 0)).count();
+        let hz = crossings as f64 / 2.0 / 0.8;
+        assert!((hz - 1000.0).abs() < 5.0, "{hz} Hz");
     }
 
     #[test]
