@@ -299,8 +299,9 @@ mod tests {
         // A 1 kHz prompt at 8 kHz in a 48 kHz (Opus) call: kept at 8 kHz, converted per frame.
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("8k.wav");
-        let tone: Vec<i16> =
-            (0..8000).map(|i| (8000.0 * (std::f64::consts::TAU * 1000.0 * f64::from(i) / 8000.0).sin()) as i16).collect();
+        let tone: Vec<i16> = (0..8000)
+            .map(|i| (8000.0 * (std::f64::consts::TAU * 1000.0 * f64::from(i) / 8000.0).sin()) as i16)
+            .collect();
         write_wav(&path, 8000, 1, &tone);
         let mut src = WavSource::open(&path, SampleRate::Hz48000).unwrap().unpaced();
         assert_eq!((src.samples.len(), src.frame_count(), src.duration()), (8000, 50, Duration::from_secs(1)));
