@@ -266,6 +266,11 @@ impl<'s> Element<'s> {
         self.call("GET", &format!("/property/{name}"), None)
     }
 
+    /// Whether it can be used (a control not disabled).
+    pub fn enabled(&self) -> Result<bool> {
+        Ok(self.call("GET", "/enabled", None)?.as_bool().unwrap_or(false))
+    }
+
     /// Whether it is rendered visibly.
     pub fn displayed(&self) -> Result<bool> {
         Ok(self.call("GET", "/displayed", None)?.as_bool().unwrap_or(false))

@@ -5,7 +5,8 @@
 //! and the transcript shows the caller's final line and the agent's reply (no interim line left
 //! behind); "Take back" brings the normal call card back, the transcript still readable. Handed
 //! over again, the caller asks for a person: the agent says "please hold" and gives the call back
-//! by itself, and a notice says why (in English and Chinese).
+//! by itself, and a notice says why (in English and Chinese). With a cloud provider that takes
+//! the connection and never answers, "Handing to AI…" offers Cancel, which keeps the call.
 //!
 //! The caller starts silent; the test switches its audio source (baresip's `ausrc`) to a WAV of
 //! the words when the agent has finished speaking, so the words never race the greeting.
@@ -14,13 +15,14 @@
 //! --no-bundle`) and the `sipdesk` CLI (`cargo build -p sipdesk-core --bins`).
 
 use std::path::Path;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use sipdesk_e2e::baresip::{self, Baresip, BaresipConfig};
 use sipdesk_e2e::kamailio::{self, Config, Kamailio};
 use sipdesk_e2e::require_programs;
-use sipdesk_e2e::sipdesk::add_account;
+use sipdesk_e2e::sipdesk::{add_account, run_with_stdin};
 use sipdesk_e2e::webdriver::{cli_built, save_screenshot, ui_text, wait_until, Desk, Session, PROGRAMS, WAIT};
 
 const TEST: &str = "ui_handoff";
@@ -28,6 +30,8 @@ const QUESTION: &str = "I have a question about my bill";
 const ASK_PERSON: &str = "I want to talk to a human.";
 /// How long the agent may take to hear, recognise and answer.
 const AGENT_WAIT: Duration = Duration::from_secs(30);
+/// One app at a time: each brings its own display, driver, Kamailio and phone.
+static SERIAL: Mutex<()> = Mutex::new(());
 
 fn en(key: &str) -> String {
     ui_text("en", key, &[])
@@ -154,6 +158,7 @@ fn assert_ai_has_call(s: &Session) {
 
 #[test]
 fn hand_a_call_to_the_ai_watch_the_transcript_and_take_it_back() {
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     let started = Instant::now();
     let programs: Vec<&str> = PROGRAMS.iter().chain(kamailio::PROGRAMS).chain(baresip::PROGRAMS).copied().collect();
     if !require_programs(TEST, &programs) || !cli_built(TEST, "adding the account") {
@@ -294,4 +299,89 @@ fn hand_a_call_to_the_ai_watch_the_transcript_and_take_it_back() {
     desk.close(s);
     phone.stop();
     println!("{TEST} took {:.1} s", started.elapsed().as_secs_f32());
+}
+
+#[test]
+fn cancel_a_handoff_while_the_provider_does_not_answer() {
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let programs: Vec<&str> = PROGRAMS.iter().chain(kamailio::PROGRAMS).chain(baresip::PROGRAMS).copied().collect();
+    if !require_programs(TEST, &programs) || !cli_built(TEST, "configuring the desk") {
+        return;
+    }
+    let k = Kamailio::start(&Config {
+        users: vec![("1001".into(), "pw-1001".into()), ("2001".into(), "pw-2001".into())],
+        max_expires: 60,
+        ..Config::default()
+    });
+    let kport = k.port;
+    let tmp = tempfile::tempdir().unwrap();
+    let mut phone = Baresip::start(&BaresipConfig {
+        user: "2001".into(),
+        password: "pw-2001".into(),
+        registrar_port: kport,
+        codec: "pcmu",
+        silence_seconds: 300,
+        record_dir: tmp.path().join("phone-rec"),
+        ..BaresipConfig::default()
+    });
+    phone.wait_registered(Duration::from_secs(10));
+    // OpenAI Realtime at a loopback port that takes the connection and never answers its upgrade.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("ws://{}/v1/realtime", silent.local_addr().unwrap());
+    let needed: Vec<&str> = kamailio::PROGRAMS.iter().chain(baresip::PROGRAMS).copied().collect();
+    let Some(desk) = Desk::start(TEST, &needed, |db| {
+        let args = format!("--host 127.0.0.1 --port {kport} --user 1001 --interval 60 --activate");
+        let args: Vec<&str> = args.split_whitespace().collect();
+        add_account(db, &args, "pw-1001");
+        for (args, stdin) in [
+            (
+                vec!["ai", "edit", "openai", "--endpoint", &url, "--enable", "--api-key-stdin"],
+                "test-key-not-a-secret\n",
+            ),
+            (vec!["ai", "default", "openai"], ""),
+        ] {
+            let out = run_with_stdin(db, &args, stdin);
+            assert!(out.status.success(), "sipdesk {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        }
+    }) else {
+        return;
+    };
+    let s = desk.launch_phone();
+    s.wait_text("#header-reg-state", &en("reg.state.registered"), WAIT).unwrap();
+    phone.dial(&format!("sip:1001@127.0.0.1:{kport}"));
+    s.wait_for("#incoming-popup", WAIT).unwrap();
+    s.click("#incoming-answer").unwrap();
+    s.wait_gone("#incoming-popup", WAIT).unwrap();
+    phone.wait_event("CALL_ESTABLISHED", WAIT);
+    assert_desk_has_call(&s, en);
+    assert!(s.find_all("#call-handoff-cancel").unwrap().is_empty(), "Cancel shows before any handoff");
+
+    s.click("#call-handoff").unwrap();
+    silent.set_nonblocking(false).unwrap();
+    let (held, _) = silent.accept().expect("the desk connects to the provider");
+    s.wait_for("#call-handoff-cancel", WAIT).unwrap();
+    assert_eq!(s.text("#call-handoff").unwrap(), en("handoff.handing"));
+    assert!(!s.find("#call-handoff").unwrap().enabled().unwrap(), "Hand to AI is pressable while handing");
+    assert_eq!(s.text("#call-handoff-cancel").unwrap(), en("handoff.cancel"));
+    screenshot(&s, "phone-ai-connecting.png");
+    // Still waiting a second later: the provider has not answered.
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(s.text("#call-handoff").unwrap(), en("handoff.handing"));
+
+    let cancelled = Instant::now();
+    s.click("#call-handoff-cancel").unwrap();
+    s.wait_gone("#call-handoff-cancel", WAIT).unwrap();
+    // The core's own word (its `handoff` event), not the UI giving up after its 20 s wait.
+    assert!(cancelled.elapsed() < Duration::from_secs(5), "Cancel took {:?}", cancelled.elapsed());
+    assert_desk_has_call(&s, en);
+    assert!(s.find("#call-handoff").unwrap().enabled().unwrap(), "Hand to AI stays disabled after Cancel");
+    for gone in ["#handoff-notice", "#call-error"] {
+        assert!(s.find_all(gone).unwrap().is_empty(), "{gone} shows after Cancel: {:?}", s.text(gone));
+    }
+    drop(held);
+    s.click("#call-hangup").unwrap();
+    s.wait_for("#call-idle", WAIT).unwrap();
+    phone.wait_event("CALL_CLOSED", WAIT);
+    desk.close(s);
+    phone.stop();
 }

@@ -523,6 +523,7 @@ export class App {
     swap: () => void this.callCommand(() => this.backend.callsSwap()),
     handoff: (id) => void this.handoffCommand(id, "handing", () => this.backend.callHandoff(id)),
     takeBack: (id) => void this.handoffCommand(id, "taking_back", () => this.backend.callTakeback(id)),
+    cancelHandoff: (id) => void this.cancelHandoff(id),
     closeHandoffNotice: (id) => {
       this.handoffNotices.delete(id);
       this.render();
@@ -535,7 +536,7 @@ export class App {
    */
   private async handoffCommand(callId: string, pending: HandoffPhase, op: () => Promise<void>): Promise<void> {
     const before = this.handoffs.get(callId) ?? "desk";
-    if (before === "handing" || before === "taking_back") return;
+    if (before === "handing" || before === "cancelling" || before === "taking_back") return;
     this.handoffs.set(callId, pending);
     if (pending === "handing") this.handoffNotices.delete(callId);
     this.render();
@@ -551,6 +552,31 @@ export class App {
         await op();
       } catch (e) {
         undo();
+        throw e;
+      }
+    });
+  }
+
+  /**
+   * Cancel while a handoff waits for its agent: the core's take-back stops the opening and its
+   * `handoff` event (to the desk, no reason) ends the wait; a refusal shows on the call.
+   */
+  private async cancelHandoff(callId: string): Promise<void> {
+    if (this.handoffs.get(callId) !== "handing") return;
+    this.handoffs.set(callId, "cancelling");
+    this.render();
+    const undo = (to: HandoffPhase) => {
+      if (this.handoffs.get(callId) === "cancelling") this.handoffs.set(callId, to);
+    };
+    setTimeout(() => {
+      undo("desk");
+      this.render();
+    }, HANDOFF_WAIT_MS);
+    await this.callCommand(async () => {
+      try {
+        await this.backend.callTakeback(callId);
+      } catch (e) {
+        undo("handing");
         throw e;
       }
     });

@@ -6,6 +6,7 @@ import { h } from "./dom";
 import {
   aiHasCall,
   handoffButton,
+  handoffCancelButton,
   renderAiNote,
   renderHandoffNotice,
   renderTranscript,
@@ -39,6 +40,8 @@ export interface CallActions {
   handoff(callId: string): void;
   /** Takes a call back from the AI voice agent. */
   takeBack(callId: string): void;
+  /** Stops a handoff whose agent is still opening. */
+  cancelHandoff(callId: string): void;
   /** Closes the notice that a call came back from the AI by itself. */
   closeHandoffNotice(callId: string): void;
 }
@@ -164,6 +167,7 @@ export function renderInCall(
         "div",
         { class: "in-call-actions" },
         withAi || call.state === "active" ? handoffButton(call.call_id, ai.phase, act) : null,
+        handoffCancelButton(call.call_id, ai.phase, act),
         h(
           "button",
           { id: "call-hangup", class: "btn btn-hangup", type: "button", onclick: () => act.hangup(call.call_id) },

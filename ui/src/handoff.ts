@@ -9,9 +9,10 @@ import type { HandoffEvent, TranscriptEvent } from "./types";
 
 /**
  * Who has a call, as far as the UI knows: the desk, the AI, or a command on its way (the button
- * waits for the core's `handoff` event).
+ * waits for the core's `handoff` event). `cancelling`: the desk stopped a handoff whose agent was
+ * still opening (a slow cloud provider); the call never left it.
  */
-export type HandoffPhase = "desk" | "handing" | "ai" | "taking_back";
+export type HandoffPhase = "desk" | "handing" | "cancelling" | "ai" | "taking_back";
 
 /** A call that came back from the AI by itself, and why (a `handoff` event's reason). */
 export interface HandoffNotice {
@@ -115,7 +116,7 @@ export function handoffButton(callId: string, phase: HandoffPhase, act: { handof
       t(busy ? "handoff.taking_back" : "handoff.take_back"),
     );
   }
-  const busy = phase === "handing";
+  const busy = phase === "handing" || phase === "cancelling";
   return h(
     "button",
     {
@@ -128,6 +129,26 @@ export function handoffButton(callId: string, phase: HandoffPhase, act: { handof
     },
     h("span", { class: "icon icon-ai", "aria-hidden": "true" }),
     t(busy ? "handoff.handing" : "handoff.hand_to_ai"),
+  );
+}
+
+/**
+ * "Cancel" while a handoff waits for the agent to open (a cloud provider may take seconds): the
+ * call stays with the desk. Nothing in the other phases.
+ */
+export function handoffCancelButton(callId: string, phase: HandoffPhase, act: { cancelHandoff(id: string): void }): HTMLElement | null {
+  if (phase !== "handing" && phase !== "cancelling") return null;
+  return h(
+    "button",
+    {
+      id: "call-handoff-cancel",
+      class: "btn btn-tool",
+      type: "button",
+      disabled: phase === "cancelling",
+      title: t("handoff.cancel_hint"),
+      onclick: () => act.cancelHandoff(callId),
+    },
+    t("handoff.cancel"),
   );
 }
 
