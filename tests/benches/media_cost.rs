@@ -4,7 +4,7 @@
 //! Every call has a baresip caller (plays a tone WAV, dials through a loopback Kamailio) and one
 //! of these callees, each answering at once and playing a tone back for the whole call:
 //! - `sipdesk run --auto-answer --audio file:IN.wav,OUT.wav` (the release binary; its file
-//!   endpoint runs at the codec's rate, 48 kHz for Opus);
+//!   endpoint runs at the codec's rate, 48 kHz for Opus, and plays a WAV at that rate);
 //! - the same with `--audio device` on a private PipeWire (null sinks as the headset);
 //! - baresip 1.0.0 (aufile plays a WAV at the codec's rate, sndfile records both directions),
 //!   the reference: the issue quotes 3.4% of a core and 13.3 MB for its Opus callee.
@@ -189,7 +189,8 @@ fn one_call(codec: &'static str, callee: Callee, audio: Option<&PipeWire>) -> Op
                 vec![("SIPDESK_CODECS", desk_codecs.into()), ("RUST_LOG", "warn".into())];
             let audio_arg = if callee == Callee::DeskFile {
                 let desk_wav = dir.path().join("desk.wav");
-                write_tone_wav(&desk_wav, 1400.0, 8000, wav_secs, LEVEL_DBFS, 0.0);
+                // At the codec's rate, as baresip's aufile gets it: neither side converts.
+                write_tone_wav(&desk_wav, 1400.0, rate, wav_secs, LEVEL_DBFS, 0.0);
                 format!("file:{},{}", desk_wav.display(), dir.path().join("desk-heard.wav").display())
             } else {
                 let rig = audio.expect("a PipeWire rig for device calls");

@@ -1,12 +1,14 @@
 //! The file endpoint: a WAV file as a frame source (paced by the clock) and a frame sink.
 //!
-//! The source reads the whole file when opened (prompts and test tones are small), keeps it at
-//! the file's own rate (an 8 kHz prompt played into a 48 kHz Opus call would take six times the
-//! memory converted), converts each frame as it hands it out, one per 20 ms of wall-clock time, so a
-//! caller that polls too often still plays it at real speed. The sink writes through a buffer
-//! (a file, so drive it from a task, never from a device callback); an I/O
-//! failure is kept and reported by `close`, never in the audio path.
+//! The source reads the file a frame at a time at the file's own rate (a long recording played
+//! into a call costs no memory; converted whole to 48 kHz for an Opus call, an 8 kHz prompt took
+//! six times its size) and converts each frame as it hands it out, one per 20 ms of wall-clock
+//! time, so a caller that polls too often still plays it at real speed. Both ends do file I/O,
+//! so drive them from a task, never from a device callback. The sink writes through a buffer;
+//! an I/O failure is kept and reported by `close`, never in the audio path.
 
+use std::fs::File;
+use std::io::BufReader;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -37,15 +39,26 @@ pub enum WavError {
     },
 }
 
+/// Where a source's samples come from.
+enum Samples {
+    /// All in memory ([`WavSource::from_samples`]).
+    Memory(Vec<i16>),
+    /// Read from the file a frame at a time, so a long file costs no memory.
+    File(Box<hound::WavReader<BufReader<File>>>),
+}
+
 /// Plays a WAV file as frames.
 pub struct WavSource {
-    /// The audio, at the file's rate.
-    samples: Vec<i16>,
+    samples: Samples,
+    /// Samples in all, at the file's rate.
+    total: usize,
+    /// Named in the log if reading fails midway.
+    path: Option<PathBuf>,
     file_rate: SampleRate,
     rate: SampleRate,
     /// File rate to `rate`, when they differ.
     converter: Option<StreamResampler>,
-    /// One frame at the file's rate, for the converter.
+    /// One frame at the file's rate.
     piece: Vec<i16>,
     next: usize,
     start: Option<Instant>,
@@ -53,9 +66,9 @@ pub struct WavSource {
 }
 
 impl WavSource {
-    /// Opens `path` and converts it to `rate`. Frames are paced by the clock.
+    /// Opens `path`, to be played at `rate`. Frames are paced by the clock.
     pub fn open(path: &Path, rate: SampleRate) -> Result<WavSource, WavError> {
-        let mut reader = hound::WavReader::open(path).map_err(|source| WavError::Io { path: path.into(), source })?;
+        let reader = hound::WavReader::open(path).map_err(|source| WavError::Io { path: path.into(), source })?;
         let spec = reader.spec();
         let unsupported = |reason: String| WavError::Unsupported { path: path.into(), reason };
         if spec.channels != 1 {
@@ -66,26 +79,27 @@ impl WavSource {
         }
         let file_rate =
             SampleRate::from_hz(spec.sample_rate).map_err(|_| unsupported(format!("{} Hz", spec.sample_rate)))?;
-        let samples: Vec<i16> = reader
-            .samples::<i16>()
-            .collect::<Result<_, _>>()
-            .map_err(|source| WavError::Io { path: path.into(), source })?;
-        let mut source = WavSource::from_samples(samples, file_rate);
-        if file_rate != rate {
-            source.rate = rate;
-            source.converter = Some(StreamResampler::new(file_rate, rate));
-        }
+        let total = reader.len() as usize;
+        let mut source = WavSource::new(Samples::File(Box::new(reader)), total, file_rate, rate);
+        source.path = Some(path.into());
         Ok(source)
     }
 
     /// A source playing `samples` (already at `rate`).
     pub fn from_samples(samples: Vec<i16>, rate: SampleRate) -> WavSource {
+        let total = samples.len();
+        WavSource::new(Samples::Memory(samples), total, rate, rate)
+    }
+
+    fn new(samples: Samples, total: usize, file_rate: SampleRate, rate: SampleRate) -> WavSource {
         WavSource {
             samples,
-            file_rate: rate,
+            total,
+            path: None,
+            file_rate,
             rate,
-            converter: None,
-            piece: vec![0; rate.frame_samples()],
+            converter: (file_rate != rate).then(|| StreamResampler::new(file_rate, rate)),
+            piece: vec![0; file_rate.frame_samples()],
             next: 0,
             start: None,
             paced: true,
@@ -100,12 +114,44 @@ impl WavSource {
 
     /// Length of the audio.
     pub fn duration(&self) -> Duration {
-        Duration::from_millis(self.samples.len() as u64 * 1000 / self.file_rate.hz() as u64)
+        Duration::from_millis(self.total as u64 * 1000 / self.file_rate.hz() as u64)
     }
 
     /// Frames in the file (the last one padded with silence).
     pub fn frame_count(&self) -> usize {
-        self.samples.len().div_ceil(self.file_rate.frame_samples())
+        self.total.div_ceil(self.file_rate.frame_samples())
+    }
+
+    /// Reads the next `len` samples into the start of `piece`; a file that fails midway ends
+    /// there (logged once).
+    fn read_piece(&mut self, len: usize) {
+        let piece = &mut self.piece[..len];
+        let got = match &mut self.samples {
+            Samples::Memory(all) => {
+                piece.copy_from_slice(&all[self.next..self.next + len]);
+                len
+            }
+            Samples::File(reader) => {
+                let mut got = 0;
+                for sample in reader.samples::<i16>().take(len) {
+                    match sample {
+                        Ok(v) => {
+                            piece[got] = v;
+                            got += 1;
+                        }
+                        Err(e) => {
+                            tracing::warn!(path = ?self.path, "wav source: {e}; it ends here");
+                            break;
+                        }
+                    }
+                }
+                got
+            }
+        };
+        if got < len {
+            piece[got..].fill(0);
+            self.total = self.next + got;
+        }
     }
 }
 
@@ -117,7 +163,7 @@ impl FrameSource for WavSource {
     fn poll_frame(&mut self, out: &mut Frame) -> SourcePoll {
         let n = self.file_rate.frame_samples();
         let index = self.next / n;
-        if self.next >= self.samples.len() {
+        if self.next >= self.total {
             return SourcePoll::Ended;
         }
         if self.paced {
@@ -129,17 +175,14 @@ impl FrameSource for WavSource {
                 return SourcePoll::NotYet;
             }
         }
+        // The last frame is padded with silence.
+        let len = n.min(self.total - self.next);
+        self.read_piece(len);
+        self.piece[len..].fill(0);
         out.reset(self.rate);
-        let end = (self.next + n).min(self.samples.len());
-        let piece = &self.samples[self.next..end];
         match self.converter.as_mut() {
-            None => out.samples_mut()[..piece.len()].copy_from_slice(piece),
-            Some(converter) => {
-                // The last frame is padded with silence before it is converted.
-                self.piece[..piece.len()].copy_from_slice(piece);
-                self.piece[piece.len()..].fill(0);
-                converter.process(&self.piece, out.samples_mut());
-            }
+            None => out.samples_mut().copy_from_slice(&self.piece),
+            Some(converter) => converter.process(&self.piece, out.samples_mut()),
         }
         self.next += n;
         SourcePoll::Ready
@@ -296,7 +339,7 @@ mod tests {
 
     #[test]
     fn a_narrowband_file_plays_into_a_wideband_call_frame_by_frame() {
-        // A 1 kHz prompt at 8 kHz in a 48 kHz (Opus) call: kept at 8 kHz, converted per frame.
+        // A 1 kHz prompt at 8 kHz in a 48 kHz (Opus) call: read and converted a frame at a time.
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("8k.wav");
         let tone: Vec<i16> = (0..8000)
@@ -304,7 +347,7 @@ mod tests {
             .collect();
         write_wav(&path, 8000, 1, &tone);
         let mut src = WavSource::open(&path, SampleRate::Hz48000).unwrap().unpaced();
-        assert_eq!((src.samples.len(), src.frame_count(), src.duration()), (8000, 50, Duration::from_secs(1)));
+        assert_eq!((src.total, src.frame_count(), src.duration()), (8000, 50, Duration::from_secs(1)));
         let mut all = Vec::new();
         let mut frame = Frame::silence(SampleRate::Hz48000);
         while src.poll_frame(&mut frame) == SourcePoll::Ready {
